@@ -11,7 +11,7 @@ HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: build wasm-target setup venv node unit clippy e2e test demo bench clean
+.PHONY: build wasm-target setup venv node unit vectors vectors-exhaustive clippy e2e test demo bench clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -44,6 +44,14 @@ $(NODE_STAMP): $(HARNESS)/package.json $(HARNESS)/package-lock.json
 ## unit: native tests of the core
 unit:
 	cargo test --workspace --quiet
+
+## vectors: the public JWT/JWKS vector tests, printing every case's verdict and the counts
+vectors:
+	cargo test --test vectors_jwt_verify_lib --test vectors_rfc7520 -- --nocapture
+
+## vectors-exhaustive: also upstream's full signature-fuzz loops (38,203 signatures, ~40 s in debug)
+vectors-exhaustive:
+	cargo test --test vectors_jwt_verify_lib -- --ignored --nocapture
 
 ## clippy: lints, panics denied in the core
 clippy: wasm-target
