@@ -11,7 +11,7 @@ HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: build wasm-target setup venv node unit vectors vectors-exhaustive clippy e2e test demo bench clean
+.PHONY: build wasm-target setup venv node unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test demo bench clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -58,16 +58,25 @@ clippy: wasm-target
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -p oidc-edge --lib --quiet -- -D warnings
 
+## fuzz-smoke: build the fuzz targets (libFuzzer on the stable toolchain) and run each a few seconds
+fuzz-smoke:
+	fuzz/run.sh smoke
+
+## fuzz: long coverage-guided runs: FUZZ_SECONDS per target (default 300), FUZZ_TARGETS to pick
+## some, FUZZ_SANITIZER=address for ASan
+fuzz:
+	fuzz/run.sh long $(FUZZ_TARGETS)
+
 ## e2e: the end-to-end suite through real Envoy and a real IdP
 e2e: build setup
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 ## test: everything CI runs
-test: unit clippy e2e
+test: unit clippy fuzz-smoke e2e
 
 ## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
 demo: build setup
 	$(PY) $(HARNESS)/demo.py
 
 clean:
-	rm -rf target dist $(VENV) $(HARNESS)/node_modules
+	rm -rf target dist $(VENV) $(HARNESS)/node_modules fuzz/target

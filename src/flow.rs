@@ -263,7 +263,13 @@ impl Engine {
             ("cache-control".to_string(), "no-store".to_string()),
             ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.attrs, Some(self.settings.login_timeout))),
         ];
-        let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| n.starts_with(&names.tx_prefix)).collect();
+        // Only names of the filter's own form (prefix + base64url state id): a name the client
+        // made up is never echoed into a `Set-Cookie` (it may hold control characters).
+        let is_ours = |n: &&String| {
+            n.strip_prefix(&names.tx_prefix)
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        };
+        let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(is_ours).collect();
         if pending.len() >= MAX_PENDING_LOGINS {
             for n in pending {
                 headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
