@@ -305,6 +305,10 @@ mod seeds {
         write("jwks", "harness_keys", targets::jwks_text().as_bytes());
         write("flow", "callback_idp_error", format!(":method: GET\n:scheme: https\n:authority: app.example.com\n:path: /oauth2/callback?error=access_denied&error_description=no&state={state}&iss={}\ncookie: {tx_cookie}", oidc_edge::http::percent_encode(targets::ISSUER)).as_bytes());
         write("flow", "open_redirect_attempt", b":method: GET\n:scheme: http\n:authority: app.example.com\n:path: //evil.example/%2F..\naccept: text/html");
+        let d = targets::discovery_json();
+        let k = targets::jwks_text();
+        write("provider", "load_then_outages", format!("{d}\n--\n{k}\n--\n503\nupstream connect error\n--\n<html>login</html>\n--\n{{\"keys\":[]}}\n--\n{k}").as_bytes());
+        write("provider", "rotation_and_moved_jwks", format!("{d}\n--\n{k}\n--\n{}\n--\n{}", d.replace("/jwks", "/jwks2"), r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed2","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#).as_bytes());
         static_seeds();
         let check = RequestView::from_headers(targets::header_lines(with_session.as_bytes()));
         let mut cx = Context { now: targets::NOW, provider: targets::ready_view(), store: &mut store, entropy: &mut entropy, events: vec![] };

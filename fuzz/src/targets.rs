@@ -17,7 +17,8 @@ use oidc_edge::http::{self, CallResponse, Endpoint, Query};
 use oidc_edge::jwks::{self, KeySet, Rotation, StoredKey};
 use oidc_edge::jwt::{self, Alg, ClaimRules};
 use oidc_edge::oidc::{callback, discovery, token};
-use oidc_edge::provider::View;
+use oidc_edge::lifecycle::{Refresher, Target};
+use oidc_edge::provider::{self, View};
 use oidc_edge::request::{self, ClientKind, RequestView};
 use oidc_edge::session::cookies;
 use oidc_edge::session::seal::Sealer;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("callback", callback),
     ("request", request),
     ("flow", flow),
+    ("provider", provider),
 ];
 
 pub fn by_name(name: &str) -> Option<Harness> {
@@ -261,15 +263,21 @@ pub fn discovery(data: &[u8]) {
     assert_eq!(back, d);
 }
 
-/// The token endpoint's answer. Input: an optional `NNN\n` status line, then the body.
-pub fn token_response(data: &[u8]) {
+/// An HTTP answer: an optional `NNN\n` status line, then the body (status 200 without one).
+pub fn call_response(data: &[u8]) -> CallResponse {
     let (status, body) = match data.get(..4) {
         Some([a, b, c, b'\n']) if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
             (u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'), &data[4..])
         }
         _ => (200, data),
     };
-    let resp = CallResponse { status, headers: vec![], body: body.to_vec() };
+    CallResponse { status, headers: vec![], body: body.to_vec() }
+}
+
+/// The token endpoint's answer, as `call_response` reads it.
+pub fn token_response(data: &[u8]) {
+    let resp = call_response(data);
+    let status = resp.status;
     match token::parse_response(&resp) {
         Ok(t) => {
             assert_eq!(status, 200);
@@ -417,13 +425,7 @@ pub fn flow(data: &[u8]) {
     check_decision(&decision, &cx.events);
     if let Decision::Call(call, pending) = decision {
         assert_eq!(call.endpoint.url(), format!("{ISSUER}/token"));
-        let (status, body) = match tail.get(..4) {
-            Some([a, b, c, b'\n']) if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
-                (u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'), &tail[4..])
-            }
-            _ => (200, tail),
-        };
-        let resp = CallResponse { status, headers: vec![], body: body.to_vec() };
+        let resp = call_response(tail);
         cx.events.clear();
         let answer = (!tail.is_empty()).then_some(&resp);
         let decision = engine().on_call_response(pending, answer, &mut cx);
@@ -433,6 +435,64 @@ pub fn flow(data: &[u8]) {
                 assert!(r.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("HttpOnly")));
             }
         }
+    }
+}
+
+/// The IdP's answers to the refresh loop (`lifecycle::Refresher`, as the shell runs it:
+/// discovery first, then the JWKS, then scheduled refreshes): up to 12 answers separated by
+/// `\n--\n`, each read by `call_response`. A failed or unusable answer never changes what
+/// is in force, every stored key rebuilds in the workers' view, and the next attempt is
+/// always in the future.
+pub fn provider(data: &[u8]) {
+    let engine = engine();
+    let refresher = Refresher { settings: &engine.settings, keys: &engine.keys, me: "vm-1", rotation: jwks::Rotation::Replace, kid_refetch_cooldown: 30 };
+    let mut store = MemoryStore::default();
+    let mut now = NOW;
+    let mut answers = Vec::new();
+    let mut rest = data;
+    while answers.len() < 12 {
+        match rest.windows(4).position(|w| w == b"\n--\n") {
+            Some(i) => {
+                answers.push(&rest[..i]);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                answers.push(rest);
+                break;
+            }
+        }
+    }
+    for (i, answer) in answers.into_iter().enumerate() {
+        let plan = match refresher.poll(&mut store, now) {
+            Some(p) => p,
+            None => {
+                let (snap, _) = provider::read(&store, &engine.keys);
+                now = snap.next_discovery_at.min(snap.next_jwks_at).max(now.saturating_add(1));
+                match refresher.poll(&mut store, now) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        let (before, _) = provider::read(&store, &engine.keys);
+        let audit = refresher.complete(&mut store, &plan, Some(&call_response(answer)), now, i as u64);
+        let (after, _) = provider::read(&store, &engine.keys);
+        if audit.succeeded() {
+            if plan.target == Target::Jwks {
+                assert!(!after.keys.is_empty(), "a JWKS without keys was taken");
+            }
+        } else {
+            assert_eq!(after.keys, before.keys, "a failed fetch changed the keys in force");
+            assert_eq!(after.discovery, before.discovery, "a failed fetch changed the discovery document");
+        }
+        if let Some(d) = &after.discovery {
+            assert_eq!(d.issuer, ISSUER);
+        }
+        let view = View::from_snapshot(&after, 1);
+        assert_eq!(view.keys.keys().len(), after.keys.len(), "a stored key does not rebuild in the workers' view");
+        assert_eq!(audit.keys_in_force, after.keys.len());
+        assert!(audit.next_attempt_at > now, "the next attempt is not in the future");
+        now = now.saturating_add(1);
     }
 }
 
