@@ -2,7 +2,7 @@
 # Builds the fuzz targets with libFuzzer and runs them: coverage-guided fuzzing on the
 # stable toolchain, no cargo-fuzz and no nightly needed (see fuzz/README.md).
 #
-#   fuzz/run.sh smoke [target...]   each target FUZZ_SMOKE_SECONDS (default 4): `make fuzz-smoke`
+#   fuzz/run.sh smoke [target...]   each target FUZZ_SMOKE_SECONDS (default 3): `make fuzz-smoke`
 #   fuzz/run.sh long  [target...]   each target FUZZ_SECONDS (default 300): `make fuzz`
 #   fuzz/run.sh build               only build
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 mode="${1:-smoke}"
 shift || true
 case "$mode" in
-smoke) seconds="${FUZZ_SMOKE_SECONDS:-4}" ;;
+smoke) seconds="${FUZZ_SMOKE_SECONDS:-3}" ;;
 long) seconds="${FUZZ_SECONDS:-300}" ;;
 build) seconds=0 ;;
 *)
