@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::ProviderConfig;
 use crate::http::{CallResponse, Endpoint, HttpCall};
-use crate::jwks::{self, Rotation};
+use crate::jwks;
 use crate::oidc::discovery;
 use crate::provider::{self, Keys, Snapshot};
 use crate::store::SharedStore;
@@ -65,11 +65,9 @@ struct Lease {
 
 /// The refresh policy of one provider, as seen by one VM (`me` names it in the lease).
 pub struct Refresher<'a> {
-    pub settings: &'a Settings,
+    pub provider: &'a ProviderConfig,
     pub keys: &'a Keys,
     pub me: &'a str,
-    pub rotation: Rotation,
-    pub kid_refetch_cooldown: u64,
 }
 
 impl Refresher<'_> {
@@ -81,17 +79,25 @@ impl Refresher<'_> {
             return None;
         }
         let endpoint = match target {
-            Target::Discovery => self.settings.discovery.clone(),
-            Target::Jwks => snap.discovery.as_ref()?.jwks_uri.clone(),
+            Target::Discovery => self.provider.discovery.clone()?,
+            Target::Jwks => self.jwks_endpoint(&snap)?,
         };
         if trigger == "unknown_kid" {
             self.update(store, |s| s.kid_refetch_started_at = now);
         }
-        Some(Plan { target, call: HttpCall::get(endpoint, self.settings.idp_timeout_ms), trigger })
+        Some(Plan { target, call: HttpCall::get(endpoint, self.provider.timeout_ms), trigger })
+    }
+
+    /// The JWKS location: configured, else from discovery. `None` with static keys.
+    fn jwks_endpoint(&self, snap: &Snapshot) -> Option<Endpoint> {
+        if self.provider.static_keys.is_some() {
+            return None;
+        }
+        self.provider.endpoints.jwks_uri.clone().or_else(|| snap.discovery.as_ref().map(|d| d.jwks_uri.clone()))
     }
 
     fn due(&self, snap: &Snapshot, now: UnixTime) -> Option<(Target, &'static str)> {
-        if now >= snap.next_discovery_at {
+        if self.provider.discovery.is_some() && now >= snap.next_discovery_at {
             let trigger = match (snap.discovery.is_some(), snap.discovery_failures) {
                 (false, 0) => "initial",
                 (_, f) if f > 0 => "retry",
@@ -99,7 +105,7 @@ impl Refresher<'_> {
             };
             return Some((Target::Discovery, trigger));
         }
-        snap.discovery.as_ref()?;
+        self.jwks_endpoint(snap)?;
         if now >= snap.next_jwks_at {
             let trigger = match (snap.keys.is_empty(), snap.jwks_failures) {
                 (true, 0) => "initial",
@@ -109,7 +115,7 @@ impl Refresher<'_> {
             return Some((Target::Jwks, trigger));
         }
         if snap.kid_refetch_requested_at > snap.kid_refetch_started_at
-            && now >= after(snap.kid_refetch_started_at, self.kid_refetch_cooldown)
+            && now >= after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown)
         {
             return Some((Target::Jwks, "unknown_kid"));
         }
@@ -138,11 +144,10 @@ impl Refresher<'_> {
             time: now,
         };
         let parsed = outcome.and_then(|body| match plan.target {
-            Target::Discovery => discovery::parse(body, &self.settings.issuer).map(|d| Parsed::Discovery(Box::new(d))),
+            Target::Discovery => discovery::parse(body, &self.provider.issuer).map(|d| Parsed::Discovery(Box::new(d))),
             Target::Jwks => jwks::parse_jwks(body).map(|(set, _)| Parsed::Jwks(set)),
         });
-        let settings = self.settings;
-        let rotation = self.rotation;
+        let provider = self.provider;
         match parsed {
             Ok(result) => {
                 self.update(store, |s| {
@@ -157,14 +162,14 @@ impl Refresher<'_> {
                             s.discovery = Some(d.as_ref().clone());
                             s.discovery_fetched_at = now;
                             s.discovery_failures = 0;
-                            s.next_discovery_at = after(now, settings.discovery_refresh_interval);
+                            s.next_discovery_at = after(now, provider.discovery_refresh_interval);
                         }
                         Parsed::Jwks(set) => {
-                            let merged = jwks::merge(&s.keys, set, rotation, now);
+                            let merged = jwks::merge(&s.keys, set, provider.rotation, now);
                             s.keys = merged.keys;
                             s.jwks_fetched_at = now;
                             s.jwks_failures = 0;
-                            s.next_jwks_at = after(now, settings.jwks_refresh_interval);
+                            s.next_jwks_at = after(now, provider.jwks_refresh_interval);
                             audit.keys_added = merged.added;
                             audit.keys_removed = merged.removed;
                         }
@@ -202,7 +207,7 @@ impl Refresher<'_> {
     /// false while the cooldown since the last such refetch runs: the caller then rejects.
     pub fn request_kid_refetch(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
         let (snap, _) = provider::read(store, self.keys);
-        if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.kid_refetch_cooldown) {
+        if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown) {
             return false;
         }
         if snap.kid_refetch_requested_at <= snap.kid_refetch_started_at {
@@ -225,7 +230,7 @@ impl Refresher<'_> {
     }
 
     fn lease_secs(&self) -> u64 {
-        (self.settings.idp_timeout_ms / 1000).saturating_add(5)
+        (self.provider.timeout_ms / 1000).saturating_add(5)
     }
 
     fn acquire(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
@@ -282,6 +287,39 @@ pub fn backoff(failures: u32, loaded: bool, jitter: u64) -> u64 {
     half.saturating_add(jitter.checked_rem(half.saturating_add(1)).unwrap_or(0))
 }
 
+fn metric_prefix(provider: usize, target: Target) -> String {
+    let what = match target {
+        Target::Discovery => "discovery",
+        Target::Jwks => "jwks",
+    };
+    if provider == 0 {
+        format!("oidc_edge.{what}")
+    } else {
+        format!("oidc_edge.provider{provider}.{what}")
+    }
+}
+
+/// The counter an attempt increments: `oidc_edge.jwks.fetch_success` / `fetch_failure`
+/// (`oidc_edge.provider<N>.` for providers after the first).
+pub fn counter(provider: usize, audit: &Audit) -> String {
+    let outcome = if audit.succeeded() { "fetch_success" } else { "fetch_failure" };
+    format!("{}.{outcome}", metric_prefix(provider, audit.target))
+}
+
+/// The gauges an attempt sets: last attempt, last success (Unix seconds), keys in force.
+/// "Last attempt" moving on while "last success" stays behind shows a failing refresh.
+pub fn gauges(provider: usize, audit: &Audit) -> Vec<(String, u64)> {
+    let prefix = metric_prefix(provider, audit.target);
+    let mut out = vec![(format!("{prefix}.last_attempt_unix"), audit.time)];
+    if audit.succeeded() {
+        out.push((format!("{prefix}.last_success_unix"), audit.time));
+    }
+    if audit.target == Target::Jwks {
+        out.push((format!("{prefix}.keys"), u64::try_from(audit.keys_in_force).unwrap_or(u64::MAX)));
+    }
+    out
+}
+
 /// The endpoint a plan targets, for logs.
 pub fn endpoint_of(plan: &Plan) -> &Endpoint {
     &plan.call.endpoint
@@ -293,8 +331,8 @@ mod tests {
     use crate::store::MemoryStore;
     use serde_json::json;
 
-    fn settings() -> Settings {
-        Settings::from_json(
+    fn settings() -> ProviderConfig {
+        crate::config::Settings::from_json(
             json!({
                 "issuer": "https://idp.example.com",
                 "idp_cluster": "idp",
@@ -306,6 +344,8 @@ mod tests {
             .as_bytes(),
         )
         .unwrap()
+        .providers
+        .remove(0)
     }
 
     fn discovery_body() -> Vec<u8> {
@@ -331,8 +371,8 @@ mod tests {
         CallResponse { status: 200, headers: vec![], body }
     }
 
-    fn refresher<'a>(s: &'a Settings, k: &'a Keys, me: &'a str) -> Refresher<'a> {
-        Refresher { settings: s, keys: k, me, rotation: Rotation::Replace, kid_refetch_cooldown: 30 }
+    fn refresher<'a>(s: &'a ProviderConfig, k: &'a Keys, me: &'a str) -> Refresher<'a> {
+        Refresher { provider: s, keys: k, me }
     }
 
     #[test]
@@ -359,8 +399,8 @@ mod tests {
 
         assert!(vms.iter().all(|me| refresher(&s, &k, me).poll(&mut store, 102).is_none()), "nothing due");
         let mut view = provider::View::default();
-        view.sync(&store, &k);
-        assert!(view.is_ready());
+        view.sync(&store, &k, &s);
+        assert!(view.is_ready(&s, 102));
         // The next scheduled refresh comes after the interval.
         let plan = refresher(&s, &k, "vm3").poll(&mut store, 101 + 3600).unwrap();
         assert_eq!((plan.target, plan.trigger), (Target::Jwks, "scheduled"));
@@ -413,7 +453,7 @@ mod tests {
             t = audit.next_attempt_at;
         }
         let mut view = provider::View::default();
-        view.sync(&store, &k);
+        view.sync(&store, &k, &s);
         assert_eq!(view.keys.keys().len(), 1);
         let dispatch_failed = r.poll(&mut store, t).unwrap();
         let audit = r.complete(&mut store, &dispatch_failed, None, t, 0);
