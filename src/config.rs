@@ -1268,6 +1268,24 @@ mod tests {
         }
     }
 
+    /// Every documented key is actually read: a wrong-typed value for it is refused with
+    /// an error that names it (a documented but ignored key would pass silently).
+    #[test]
+    fn every_documented_key_is_read() {
+        for f in FIELDS {
+            let mut cfg = minimal();
+            cfg[f.name] = json!([[[]]]);
+            if f.name == "key_overlap" {
+                cfg["key_rotation"] = json!("expire_after");
+            }
+            if f.name == "cookie_secrets" {
+                cfg.as_object_mut().unwrap().remove("cookie_secret");
+            }
+            let err = Settings::from_json(cfg.to_string().as_bytes()).expect_err(f.name);
+            assert!(err.field.starts_with(f.name), "`{}` gave an error about `{}`: {err}", f.name, err.field);
+        }
+    }
+
     #[test]
     fn not_an_object() {
         for input in ["", "[]", "\"x\"", "{", "null"] {

@@ -109,6 +109,8 @@ impl Context for Root {
         report(&shared, index, &audit);
         shared.sync_views();
         self.release_parked(&shared);
+        // A fresh discovery document usually makes the JWKS due at once: don't wait a tick.
+        self.refresh_providers(&shared);
     }
 }
 

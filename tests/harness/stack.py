@@ -279,7 +279,7 @@ class Stack:
         upstream_args: list[str] | None = None,
         with_filter: bool = True,
         wasm: str | Path | None = None,
-        failure_policy: str = "FAIL_CLOSED",
+        failure_policy: str = "FAIL_RELOAD",
         ports: dict[str, int] | None = None,
         idp_faults_before_envoy: list[dict] | None = None,
         envoy_log_level: str = "info",
