@@ -239,6 +239,11 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
     };
     let result = jwt::validate(&id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES);
     let claims = match result {
+        // An access token in JWT form (RFC 9068 `at+jwt`) is never an ID token, even when
+        // its other claims would pass (RFC 8725 3.11, explicit typing).
+        Ok(v) if v.header.typ.as_deref().is_some_and(|t| t.trim_start_matches("application/").eq_ignore_ascii_case("at+jwt")) => {
+            return fail_exchange(cx, &fin.exchange, 401, Reason::ClaimInvalid, "the ID token is typed as an access token (at+jwt)");
+        }
         Ok(v) => v.claims,
         Err(Reason::KidUnknown) if may_wait => {
             let generation = view.generation;

@@ -390,6 +390,15 @@ fn id_token_failures_never_make_a_session() {
     );
     let r = respond(w.respond(pending, &token_response(&none, None)));
     assert!(r.status >= 400);
+
+    // An access token (at+jwt) with otherwise valid ID token claims is not an ID token.
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/");
+    let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
+    let at = w.idp.sign_with_header(&claims, json!({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}));
+    let r = respond(w.respond(pending, &token_response(&at, None)));
+    assert_eq!(r.status, 401);
 }
 
 #[test]

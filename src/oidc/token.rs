@@ -138,7 +138,9 @@ pub fn parse_response(resp: &CallResponse) -> Result<Tokens, TokenError> {
     };
     let text = |name: &str| map.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
     match map.get("token_type").and_then(Value::as_str) {
-        Some(t) if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop") => {}
+        // Only Bearer: the filter forwards the token as `Authorization: Bearer` and holds no
+        // DPoP key, so a sender-constrained token would be useless upstream.
+        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
         _ => return Err(fail(Reason::TokenResponseInvalid, "the token response's token_type is not Bearer".into(), false)),
     }
     let access_token = text("access_token")
