@@ -371,6 +371,14 @@ mod tests {
         CallResponse { status: 200, headers: vec![], body }
     }
 
+    /// Discovery then a JWKS with key `a`, at time 0.
+    fn load(r: &Refresher<'_>, store: &mut MemoryStore) {
+        let p = r.poll(store, 0).unwrap();
+        r.complete(store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(store, 0).unwrap();
+        r.complete(store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+    }
+
     fn refresher<'a>(s: &'a ProviderConfig, k: &'a Keys, me: &'a str) -> Refresher<'a> {
         Refresher { provider: s, keys: k, me }
     }
@@ -423,10 +431,7 @@ mod tests {
         let k = Keys::new("t");
         let mut store = MemoryStore::default();
         let r = refresher(&s, &k, "vm");
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+        load(&r, &mut store);
 
         let bad: Vec<CallResponse> = vec![
             CallResponse { status: 500, headers: vec![], body: b"oops".to_vec() },
@@ -480,10 +485,7 @@ mod tests {
         let k = Keys::new("t");
         let mut store = MemoryStore::default();
         let r = refresher(&s, &k, "vm");
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+        load(&r, &mut store);
 
         // A flood of unknown kids from many workers: one refetch.
         for i in 0..50 {

@@ -48,15 +48,23 @@ fn redirect_uri(rp: &Rp<'_>, req: &RequestView) -> Option<String> {
     host_ok.then(|| format!("{scheme}://{host}{}", rp.profile.redirect_path))
 }
 
+/// The login endpoints, or the fail-closed answer while the provider is not loaded.
+fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::Metadata, Decision> {
+    match rp.view(cx) {
+        Some(v) if v.is_ready(rp.provider, cx.now) => v.metadata.clone().ok_or(()),
+        _ => Err(()),
+    }
+    .map_err(|()| {
+        cx.events.push(Event::NotReady);
+        Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS))
+    })
+}
+
 /// Sends a browser to the IdP with a fresh transaction (state, nonce, PKCE verifier).
 pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-    let metadata = match rp.view(cx) {
-        Some(v) if v.is_ready(rp.provider, cx.now) => v.metadata.clone(),
-        _ => None,
-    };
-    let Some(metadata) = metadata else {
-        cx.events.push(Event::NotReady);
-        return Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS));
+    let metadata = match ready_metadata(rp, cx) {
+        Ok(m) => m,
+        Err(not_ready) => return not_ready,
     };
     let Some(redirect_uri) = redirect_uri(rp, req) else {
         return Decision::Respond(pages::login_failed(400, Reason::Internal, "The request's Host header is not a valid host name."));
@@ -126,13 +134,9 @@ fn fail(cx: &mut Context<'_>, status: u16, reason: Reason, detail: &str, clear: 
 /// transaction bound to this browser by `state`, then `iss`, then `error`, then the code.
 pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     let names = rp.names(req);
-    let metadata = match rp.view(cx) {
-        Some(v) if v.is_ready(rp.provider, cx.now) => v.metadata.clone(),
-        _ => None,
-    };
-    let Some(metadata) = metadata else {
-        cx.events.push(Event::NotReady);
-        return Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS));
+    let metadata = match ready_metadata(rp, cx) {
+        Ok(m) => m,
+        Err(not_ready) => return not_ready,
     };
     let params = callback::Params::parse(req.query());
     let Some(state) = params.state.as_deref() else {
