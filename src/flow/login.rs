@@ -49,14 +49,14 @@ fn redirect_uri(rp: &Rp<'_>, req: &RequestView) -> Option<String> {
 }
 
 /// The login endpoints, or the fail-closed answer while the provider is not loaded.
-fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::Metadata, Decision> {
+fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::Metadata, Box<Decision>> {
     match rp.view(cx) {
         Some(v) if v.is_ready(rp.provider, cx.now) => v.metadata.clone().ok_or(()),
         _ => Err(()),
     }
     .map_err(|()| {
         cx.events.push(Event::NotReady);
-        Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS))
+        Box::new(Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS)))
     })
 }
 
@@ -64,7 +64,7 @@ fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::
 pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     let metadata = match ready_metadata(rp, cx) {
         Ok(m) => m,
-        Err(not_ready) => return not_ready,
+        Err(not_ready) => return *not_ready,
     };
     let Some(redirect_uri) = redirect_uri(rp, req) else {
         return Decision::Respond(pages::login_failed(400, Reason::Internal, "The request's Host header is not a valid host name."));
@@ -136,7 +136,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     let names = rp.names(req);
     let metadata = match ready_metadata(rp, cx) {
         Ok(m) => m,
-        Err(not_ready) => return not_ready,
+        Err(not_ready) => return *not_ready,
     };
     let params = callback::Params::parse(req.query());
     let Some(state) = params.state.as_deref() else {
