@@ -87,9 +87,13 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
 }
 
 fn cluster(idp: &Idp, ca_file: &str) -> serde_yaml_ng::Value {
+    let bare_host = idp.host.trim_matches(['[', ']']);
+    // An IP address is neither resolved nor sent as SNI (RFC 6066 3), and the certificate
+    // must name it as an IP address.
+    let is_ip = bare_host.parse::<std::net::IpAddr>().is_ok();
     let address = map([(
         "address",
-        map([("socket_address", map([("address", s(idp.host.trim_matches(['[', ']']))), ("port_value", num(u64::from(idp.port)))]))]),
+        map([("socket_address", map([("address", s(bare_host)), ("port_value", num(u64::from(idp.port)))]))]),
     )]);
     let load_assignment = map([
         ("cluster_name", s(idp.cluster.as_str())),
@@ -98,38 +102,40 @@ fn cluster(idp: &Idp, ca_file: &str) -> serde_yaml_ng::Value {
     let base = [
         ("name", s(idp.cluster.as_str())),
         // One IdP host name: connect to one of its addresses at a time.
-        ("type", s("LOGICAL_DNS")),
-        ("dns_lookup_family", s("V4_PREFERRED")),
+        ("type", s(if is_ip { "STATIC" } else { "LOGICAL_DNS" })),
         ("connect_timeout", s("5s")),
         ("load_assignment", load_assignment),
     ];
+    let [name, kind, timeout, load_assignment] = base;
+    let base = if is_ip {
+        map([name, kind, timeout, load_assignment])
+    } else {
+        map([name, kind, ("dns_lookup_family", s("V4_PREFERRED")), timeout, load_assignment])
+    };
     if !idp.tls {
-        return map(base);
+        return base;
     }
-    let tls = map([
-        ("name", s("envoy.transport_sockets.tls")),
-        (
-            "typed_config",
-            map([
-                ("@type", s("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext")),
-                ("sni", s(idp.host.as_str())),
-                (
-                    "common_tls_context",
-                    map([(
-                        "validation_context",
-                        map([
-                            ("trusted_ca", map([("filename", s(ca_file))])),
-                            // Without this Envoy accepts any certificate the CAs signed.
-                            (
-                                "match_typed_subject_alt_names",
-                                seq([map([("san_type", s("DNS")), ("matcher", map([("exact", s(idp.host.as_str()))]))])]),
-                            ),
-                        ]),
-                    )]),
-                ),
-            ]),
-        ),
+    let san = if is_ip {
+        map([("san_type", s("IP_ADDRESS")), ("matcher", map([("exact", s(bare_host))]))])
+    } else {
+        map([("san_type", s("DNS")), ("matcher", map([("exact", s(bare_host))]))])
+    };
+    let validation_context = map([
+        ("trusted_ca", map([("filename", s(ca_file))])),
+        // Without this Envoy accepts any certificate the CAs signed.
+        ("match_typed_subject_alt_names", seq([san])),
     ]);
-    let [a, b, c, d, e] = base;
-    map([a, b, c, d, e, ("transport_socket", tls)])
+    let common = map([("validation_context", validation_context)]);
+    let upstream_tls = if is_ip {
+        map([("@type", s(UPSTREAM_TLS)), ("common_tls_context", common)])
+    } else {
+        map([("@type", s(UPSTREAM_TLS)), ("sni", s(bare_host)), ("common_tls_context", common)])
+    };
+    let tls = map([("name", s("envoy.transport_sockets.tls")), ("typed_config", upstream_tls)]);
+    let serde_yaml_ng::Value::Mapping(mut m) = base else { return base };
+    m.insert(s("transport_socket"), tls);
+    serde_yaml_ng::Value::Mapping(m)
 }
+
+const UPSTREAM_TLS: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+

@@ -27,6 +27,26 @@ fn rendered_envoy_fragments_pass_envoy_validate() {
     assert!(log.contains("OK"), "{log}");
 }
 
+/// Issuers on an IP address (IPv4 and IPv6) give a STATIC cluster without SNI.
+#[test]
+fn ip_issuer_envoy_fragments_pass_envoy_validate() {
+    let (envoy, wasm) = match envoy_and_wasm() {
+        Ok(found) => found,
+        Err(missing) => {
+            eprintln!("SKIPPED ip_issuer_envoy_fragments_pass_envoy_validate: missing {missing}");
+            return;
+        }
+    };
+    let manifest = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    for (i, issuer) in ["https://10.1.2.3:8443/realms/main", "https://[fd00::1]/realms/main"].iter().enumerate() {
+        let m = manifest.replace("https://login.example.com/realms/main", issuer);
+        let r = run(&["render", "-o", "envoy", "--wasm-url", wasm.to_str().unwrap()], &m);
+        assert_eq!(r.code, 0, "{issuer}: {}", r.stderr);
+        let (ok, log) = envoy_validate(&envoy, &complete_envoy_config(&r.stdout), &format!("ip-issuer-{i}"), &[]);
+        assert!(ok, "{issuer}: envoy --mode validate refused the rendered config\n{log}");
+    }
+}
+
 /// A configuration the filter refuses makes `--mode validate` fail: the check above is real.
 #[test]
 fn envoy_validate_catches_a_bad_plugin_config() {

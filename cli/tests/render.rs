@@ -487,3 +487,28 @@ fn two_apps_goldens() {
         golden(name, &out.text);
     }
 }
+
+#[test]
+fn envoy_ip_issuer_is_a_static_cluster_without_sni() {
+    for (issuer, ip, name) in [
+        ("https://10.1.2.3:8443/realms/main", "10.1.2.3", "oidc-edge-idp-10.1.2.3-8443"),
+        ("https://[fd00::1]/realms/main", "fd00::1", "oidc-edge-idp-fd00::1"),
+    ] {
+        let manifest = one_app_with("https://login.example.com/realms/main", issuer).replace("    oidc-edge.io/idp-cluster: idp\n", "");
+        let r = run(&["render", "-o", "envoy"], &manifest);
+        assert_eq!(r.code, 0, "{issuer}: {}", r.stderr);
+        let d = docs(&r.stdout);
+        let c = at(&d[1], "clusters.0");
+        assert_eq!(str_at(c, "name"), name);
+        assert_eq!(str_at(c, "type"), "STATIC");
+        assert!(c.get("dns_lookup_family").is_none());
+        assert_eq!(str_at(c, "load_assignment.endpoints.0.lb_endpoints.0.endpoint.address.socket_address.address"), ip);
+        let tls = at(c, "transport_socket.typed_config");
+        assert!(tls.get("sni").is_none(), "{issuer}: no SNI for an IP address");
+        let san = at(tls, "common_tls_context.validation_context.match_typed_subject_alt_names.0");
+        assert_eq!((str_at(san, "san_type"), str_at(san, "matcher.exact")), ("IP_ADDRESS", ip));
+        // Istio needs a DNS name.
+        let e = refused(&["render"], &manifest);
+        assert!(e.contains("is an IP address"), "{e}");
+    }
+}
