@@ -54,8 +54,8 @@ clippy: wasm-target
 e2e: build setup
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-## test: everything CI runs
-test: unit clippy e2e
+## test: everything CI runs (module and venv first: the CLI's tests run the real Envoy on it)
+test: build setup unit clippy e2e
 
 ## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
 demo: build setup

@@ -2,7 +2,7 @@
 //
 // Built on panva's oidc-provider (pinned in package.json). Never expose it:
 // it accepts any user name and password, its keys are public test fixtures,
-// and it binds 127.0.0.1 only.
+// and it binds 127.0.0.1 only (unless --host: the docker-compose demo only).
 //
 //   node tests/harness/idp.mjs --port 9000 --admin-port 9001 \
 //     --client-id oidc-edge-test --client-secret test-secret-0123456789 \
@@ -13,7 +13,9 @@
 // Every flag can also come from the environment as IDP_<FLAG> in upper snake
 // case (IDP_PORT, IDP_CLIENT_SECRET, IDP_REDIRECT_URI="a b" space-separated).
 // It exits on SIGTERM and when its parent process dies (--no-parent-watch to
-// run it detached by hand).
+// run it detached by hand). The main port binds 127.0.0.1 unless --host says
+// otherwise (0.0.0.0 in a container, see docker-compose.yml); the admin port
+// always binds 127.0.0.1.
 //
 // Main port: the provider (discovery, /jwks, /auth, /token, /me, /session/end,
 // dev interactions under /interaction/:uid). Admin port (JSON):
@@ -52,6 +54,7 @@ import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.j
 
 const FLAGS = {
   port: { type: 'string' },
+  host: { type: 'string' },
   'admin-port': { type: 'string' },
   issuer: { type: 'string' },
   'client-id': { type: 'string' },
@@ -95,6 +98,7 @@ function readOptions() {
   const port = int('port', 9000);
   const opts = {
     port,
+    host: get('host', '127.0.0.1'),
     adminPort: int('admin-port', port + 1),
     issuer: get('issuer', `http://127.0.0.1:${port}`),
     clientId: get('client-id', 'oidc-edge-test'),
@@ -342,7 +346,7 @@ function startMain() {
       sock.on('close', () => sockets.delete(sock));
     });
     server.once('error', reject);
-    server.listen(opts.port, '127.0.0.1', () => {
+    server.listen(opts.port, opts.host, () => {
       server.removeListener('error', reject);
       server.on('error', (err) => log('main listener error', err));
       mainServer = server;
@@ -387,7 +391,7 @@ function syncListener() {
           await sleep(100);
         }
       }
-      log(`main listener up again on 127.0.0.1:${opts.port}`);
+      log(`main listener up again on ${opts.host}:${opts.port}`);
     }
   }).catch((err) => log('listener transition failed', err));
   return mainTransition;
@@ -519,5 +523,5 @@ await new Promise((resolve, reject) => {
   adminServer.once('error', reject);
   adminServer.listen(opts.adminPort, '127.0.0.1', resolve);
 });
-log(`idp ${opts.issuer} listening on 127.0.0.1:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
+log(`idp ${opts.issuer} listening on ${opts.host}:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
 log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post); keys: ${publicKids().join(', ') || 'generated'}`);
