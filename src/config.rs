@@ -61,6 +61,19 @@ impl SecretSource for NoSecrets {
     }
 }
 
+/// Stands in for every `{"env"}`/`{"file"}` secret with a valid value: for tools that check
+/// a configuration's shape where its secrets are not available (the `oidc-edge` CLI).
+pub struct PlaceholderSecrets;
+
+impl SecretSource for PlaceholderSecrets {
+    fn env(&self, _name: &str) -> Option<String> {
+        Some(b64::std_encode(&[0u8; 32]))
+    }
+    fn file(&self, _path: &str) -> Result<String, String> {
+        Ok(b64::std_encode(&[0u8; 32]))
+    }
+}
+
 /// One documented configuration key. The README's reference table is checked against this list.
 pub struct FieldDoc {
     pub name: &'static str,

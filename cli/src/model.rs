@@ -310,7 +310,7 @@ fn check_with_filter(id: &str, settings: &IndexMap<&'static str, (Value, &'stati
         }
         let mut cfg = base_config();
         cfg.insert((*key).to_string(), value.clone());
-        let Err(e) = oidc_edge::config::Settings::from_json(Value::Object(cfg).to_string().as_bytes()) else {
+        let Err(e) = oidc_edge::config::Settings::from_json_with(Value::Object(cfg).to_string().as_bytes(), &oidc_edge::config::PlaceholderSecrets) else {
             continue;
         };
         if env_name(value).is_some() {
@@ -340,7 +340,7 @@ fn check_with_filter(id: &str, settings: &IndexMap<&'static str, (Value, &'stati
         cfg.insert((*key).to_string(), value.clone());
     }
     replace_env_secrets(&mut cfg);
-    if let Err(e) = oidc_edge::config::Settings::from_json(Value::Object(cfg).to_string().as_bytes()) {
+    if let Err(e) = oidc_edge::config::Settings::from_json_with(Value::Object(cfg).to_string().as_bytes(), &oidc_edge::config::PlaceholderSecrets) {
         match settings.get(e.field.as_str()) {
             Some((_, a)) => diags.annotation(id, a.name, filter_message(&e.field, &e)),
             None => diags.errors.push(format!("{id}: the filter refuses the rendered configuration: {e}")),
@@ -418,7 +418,7 @@ pub fn check_combined(cfg: &PluginConfig, ids: &[String], diags: &mut Diagnostic
             }
         }
     }
-    if let Err(e) = oidc_edge::config::Settings::from_json(Value::Object(json).to_string().as_bytes()) {
+    if let Err(e) = oidc_edge::config::Settings::from_json_with(Value::Object(json).to_string().as_bytes(), &oidc_edge::config::PlaceholderSecrets) {
         let hint = if e.field == "routes" && e.message.starts_with("unknown field") {
             "; the filter this tool was built with has no `routes` yet, so several Ingresses cannot share one configuration: render them one at a time (one gateway each) or use a build whose filter has `routes`"
         } else {
@@ -455,7 +455,8 @@ mod tests {
 
     #[test]
     fn defaults_agree_with_the_filter() {
-        let s = oidc_edge::config::Settings::from_json(Value::Object(base_config()).to_string().as_bytes()).unwrap();
+        let settings = oidc_edge::config::Settings::from_json(Value::Object(base_config()).to_string().as_bytes()).unwrap();
+        let s = settings.default_profile();
         assert_eq!(annotations::default_of("redirect_path"), Some(json!(s.redirect_path)));
         assert_eq!(annotations::default_of("clock_skew_seconds"), Some(json!(s.clock_skew)));
         let scopes: Vec<String> = s.scope.split(' ').map(str::to_string).collect();

@@ -68,7 +68,6 @@ fn envoy_validate_catches_a_bad_plugin_config() {
 }
 
 #[test]
-#[ignore = "needs `routes`, `claim_headers`, `require`, `pass_through_paths`, `api_paths` and {\"env\"} secrets in the filter (lead is adding them)"]
 fn two_apps_envoy_fragments_pass_envoy_validate() {
     let (envoy, wasm) = envoy_and_wasm().expect("make setup build first");
     let manifest = ingress("two-apps.yaml");

@@ -1,48 +1,21 @@
-//! Rendering checked by the filter's own validator for the keys the filter of this build does
-//! not have yet: `claim_headers`, `require`, `pass_through_paths`, `api_paths`, `routes` and
-//! secrets from the environment (`{"env": NAME}`). Each test is `#[ignore]`d until the filter
-//! has them; `filter_keys_still_pending` fails as soon as it does, to switch them on.
+//! Every annotation's rendering is accepted by the filter's own validator: `claim_headers`,
+//! `require`, `pass_through_paths`, `api_paths`, `routes` and secrets from the environment.
 
 mod common;
 
 use common::*;
-use oidc_edge_cli::annotations;
 use serde_json::json;
 
-/// Plugin keys the renderer writes that the filter does not know yet.
-const PENDING_KEYS: &[&str] = &["claim_headers", "require", "pass_through_paths", "api_paths", "routes"];
+/// The process environment, as the filter's VM environment would hold it.
+struct Env;
 
-fn filter_knows(key: &str) -> bool {
-    oidc_edge::config::FIELDS.iter().any(|f| f.name == key)
-}
-
-fn filter_reads_env_secrets() -> bool {
-    let probe = json!({
-        "issuer": "https://idp.example.com", "idp_cluster": "idp", "client_id": "c",
-        "client_secret": {"env": "OIDC_EDGE_PROBE_SECRET"},
-        "cookie_secret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    });
-    match oidc_edge::config::Settings::from_json(probe.to_string().as_bytes()) {
-        Ok(_) => true,
-        Err(e) => !(e.field == "client_secret" && e.message.contains("must be a string")),
+impl oidc_edge::config::SecretSource for Env {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
     }
-}
-
-#[test]
-fn filter_keys_still_pending() {
-    let mut missing: Vec<&str> = annotations::keys().into_iter().filter(|k| !filter_knows(k)).collect();
-    if !filter_knows("routes") {
-        missing.push("routes");
+    fn file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
     }
-    assert_eq!(
-        missing, PENDING_KEYS,
-        "the filter's keys changed: remove the #[ignore] of the tests that need the keys it now has \
-         (cli/tests/pending.rs, cli/tests/envoy_validate.rs) and update PENDING_KEYS"
-    );
-    assert!(
-        !filter_reads_env_secrets(),
-        "the filter now reads {{\"env\": NAME}} secrets: remove the #[ignore] of the tests that need them"
-    );
 }
 
 fn set_secret_env() {
@@ -55,7 +28,7 @@ fn set_secret_env() {
 
 fn filter_accepts(plugin_json: &serde_json::Value) {
     set_secret_env();
-    if let Err(e) = oidc_edge::config::Settings::from_json(plugin_json.to_string().as_bytes()) {
+    if let Err(e) = oidc_edge::config::Settings::from_json_with(plugin_json.to_string().as_bytes(), &Env) {
         panic!("the filter refuses the rendered configuration: {e}\n{plugin_json:#}");
     }
 }
@@ -66,7 +39,6 @@ fn istio_plugin_json(stdout: &str) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "needs {\"env\": NAME} secrets in the filter (lead is adding them)"]
 fn env_secrets_render_and_pass_the_filter() {
     let r = run(&["render", "tests/ingress/app-with-service.yaml"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -92,31 +64,26 @@ fn renders_and_passes(annotation: &str, value: &str, key: &str, expected: serde_
 }
 
 #[test]
-#[ignore = "needs claim_headers in the filter (lead is adding it)"]
 fn claim_headers_pass_the_filter() {
     renders_and_passes("claim-headers", "X-User=sub,X-Org=org.name", "claim_headers", json!({"X-Org": "org.name", "X-User": "sub"}));
 }
 
 #[test]
-#[ignore = "needs require in the filter (lead is adding it)"]
 fn required_groups_pass_the_filter() {
     renders_and_passes("required-groups", "admins,devs", "require", json!([{"claim": "groups", "one_of": ["admins", "devs"]}]));
 }
 
 #[test]
-#[ignore = "needs pass_through_paths in the filter (lead is adding it)"]
 fn pass_through_paths_pass_the_filter() {
     renders_and_passes("pass-through-paths", "/healthz,/public", "pass_through_paths", json!(["/healthz", "/public"]));
 }
 
 #[test]
-#[ignore = "needs api_paths in the filter (lead is adding it)"]
 fn api_paths_pass_the_filter() {
     renders_and_passes("api-paths", "/api", "api_paths", json!(["/api"]));
 }
 
 #[test]
-#[ignore = "needs routes in the filter (lead is adding it)"]
 fn two_ingresses_with_known_keys_pass_the_filter_as_routes() {
     let blog = std::fs::read_to_string(ingress("one-app.yaml"))
         .unwrap()
@@ -131,7 +98,6 @@ fn two_ingresses_with_known_keys_pass_the_filter_as_routes() {
 }
 
 #[test]
-#[ignore = "needs routes, claim_headers, require, pass_through_paths, api_paths and {\"env\"} secrets in the filter (lead is adding them)"]
 fn two_apps_render_through_the_binary() {
     for output in ["istio", "envoy"] {
         let r = run(&["render", "-o", output, "tests/ingress/two-apps.yaml"], "");
