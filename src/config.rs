@@ -374,21 +374,21 @@ impl Settings {
 
     /// The profile that serves `host` (the `:authority`, port ignored) and `path`.
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
-        let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(authority);
-        let host = host.to_ascii_lowercase();
-        for route in &self.routes {
-            let host_ok = match route.host.as_deref() {
-                None => true,
-                Some(pattern) => match pattern.strip_prefix("*.") {
-                    Some(suffix) => host.strip_suffix(suffix).is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
-                    None => host == pattern,
-                },
-            };
-            if host_ok && crate::request::path_matches(path, &route.path_prefix) {
-                return route.profile;
-            }
-        }
-        0
+        let host = bare_host(authority);
+        self.routes
+            .iter()
+            .find(|r| host_matches(r.host.as_deref(), &host) && crate::request::path_matches(path, &r.path_prefix))
+            .map(|r| r.profile)
+            .unwrap_or(0)
+    }
+
+    /// Every profile that may serve requests to `authority`, whatever the path: the
+    /// candidates for a callback or logout path that several routes share.
+    pub fn profiles_for_host(&self, authority: &str) -> Vec<usize> {
+        let host = bare_host(authority);
+        let mut out: Vec<usize> = self.routes.iter().filter(|r| host_matches(r.host.as_deref(), &host)).map(|r| r.profile).collect();
+        out.push(0);
+        out
     }
 
     /// The default profile (the top level of the configuration).
@@ -396,6 +396,21 @@ impl Settings {
         // profiles is never empty once parsed; the fallback only satisfies the type.
         static EMPTY: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
         self.profiles.first().unwrap_or_else(|| EMPTY.get_or_init(Profile::placeholder))
+    }
+}
+
+fn bare_host(authority: &str) -> String {
+    let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(authority);
+    host.to_ascii_lowercase()
+}
+
+fn host_matches(pattern: Option<&str>, host: &str) -> bool {
+    match pattern {
+        None => true,
+        Some(pattern) => match pattern.strip_prefix("*.") {
+            Some(suffix) => host.strip_suffix(suffix).is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+            None => host == pattern,
+        },
     }
 }
 

@@ -194,7 +194,7 @@ impl Engine {
 
     /// The entry point for every request.
     pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-        let index = self.settings.profile_for(&req.authority, req.path_only());
+        let index = self.select_profile(req);
         let Some(rp) = self.rp(index) else {
             return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
         };
@@ -210,6 +210,41 @@ impl Engine {
             return Decision::Forward(rp.strip_only(req));
         }
         self.authenticate(&rp, req, cx, true)
+    }
+
+    /// The profile for this request: by host and path, except that a callback or logout
+    /// path shared by several routes of the host belongs to the route whose login or
+    /// session cookie the request carries (a `/admin` route's login comes back to the
+    /// common `/oauth2/callback`).
+    fn select_profile(&self, req: &RequestView) -> usize {
+        let by_route = self.settings.profile_for(&req.authority, req.path_only());
+        let path = req.path_only();
+        let candidates: Vec<usize> = self
+            .settings
+            .profiles_for_host(&req.authority)
+            .into_iter()
+            .filter(|i| self.settings.profiles.get(*i).is_some_and(|p| p.redirect_path == path || p.logout_path == path))
+            .collect();
+        if candidates.len() < 2 {
+            return by_route;
+        }
+        let cookies = req.cookies();
+        let state = crate::oidc::callback::Params::parse(req.query()).state;
+        let owns = |i: usize| -> bool {
+            let Some(rp) = self.rp(i) else { return false };
+            let names = rp.names(req);
+            match (&state, rp.profile.redirect_path == path) {
+                (Some(state), true) => {
+                    let tx = format!("{}{}", names.tx_prefix, crate::oidc::callback::state_id(state));
+                    cookies.iter().any(|(n, _)| n == &tx)
+                }
+                _ => !crate::session::cookies::session_cookie_names(&cookies, &names.session).is_empty(),
+            }
+        };
+        if owns(by_route) {
+            return by_route;
+        }
+        candidates.into_iter().find(|i| owns(*i)).unwrap_or(by_route)
     }
 
     /// Finds credentials in the order: bearer token, session cookies, WebSocket

@@ -677,4 +677,24 @@ fn routes_keep_sessions_apart() {
     assert_eq!(r.status, 302);
     let sc = set_cookies(&r.headers);
     assert!(sc.iter().any(|(n, _)| n.starts_with("oidc_edge-1_tx.")), "{sc:?}");
+    // The IdP sends the browser back to the shared callback path: the route whose login
+    // cookie the request carries finishes it.
+    let loc = header(&r, "location").unwrap().to_string();
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    let (state, nonce) = (q.single("state").unwrap().to_string(), q.single("nonce").unwrap().to_string());
+    let mut jar = session.clone();
+    jar.extend(sc);
+    let cookie = cookie_header(&jar);
+    let d = w.request(&req("GET", &format!("/oauth2/callback?code=c&state={state}&iss=https%3A%2F%2Fidp.example.com"), &[HTML, ("cookie", &cookie)]));
+    let Decision::Call(_, pending) = d else { panic!("the /admin route finishes its login: {d:?}") };
+    let token = w.id_token(&nonce, json!({}));
+    let r = respond(w.respond(pending, &token_response(&token, None)));
+    assert_eq!(header(&r, "location"), Some("/admin/x"));
+    let admin: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge-1" && !v.is_empty()).collect();
+    assert_eq!(admin.len(), 1);
+    jar = session.clone();
+    jar.extend(admin);
+    let r = respond(w.request(&req_owned("GET", "/admin/x", &with_cookies(&jar, &[HTML]))));
+    assert_eq!(r.status, 403, "the /admin rule refuses alice");
+    forward(w.request(&req_owned("GET", "/x", &with_cookies(&jar, &[HTML]))));
 }

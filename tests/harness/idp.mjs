@@ -168,8 +168,9 @@ function accountClaims(login) {
 async function findAccount(_ctx, id) {
   return {
     accountId: id,
-    async claims(_use, _scope) {
-      return accountClaims(id);
+    async claims(use, _scope) {
+      // One claim only userinfo releases, so a relying party's use of userinfo shows.
+      return use === 'userinfo' ? { ...accountClaims(id), userinfo_only: 'from-userinfo' } : accountClaims(id);
     },
   };
 }
@@ -177,6 +178,7 @@ async function findAccount(_ctx, id) {
 // --------------------------------------------------------------- provider --
 
 const sharedAdapter = createMemoryAdapter(15);
+const JWT_CLIENT_SECRET = 'test-secret-for-client-secret-jwt-0123456789';
 
 function providerConfiguration() {
   const common = {
@@ -191,13 +193,21 @@ function providerConfiguration() {
     clients: [
       { ...common, client_id: opts.clientId, token_endpoint_auth_method: 'client_secret_basic' },
       { ...common, client_id: `${opts.clientId}-post`, token_endpoint_auth_method: 'client_secret_post' },
+      // client_secret_jwt signs with the secret as an HS256 key: it needs 32 bytes or more.
+      {
+        ...common,
+        client_id: `${opts.clientId}-jwt`,
+        client_secret: JWT_CLIENT_SECRET,
+        token_endpoint_auth_method: 'client_secret_jwt',
+        token_endpoint_auth_signing_alg: 'HS256',
+      },
     ],
     adapter: sharedAdapter,
     findAccount,
     // Every claim is released under `openid` as well, so the ID token always
     // carries them, whatever scopes the relying party asks for.
     claims: {
-      openid: ['sub', 'email', 'email_verified', 'name', 'preferred_username', 'groups', 'big'],
+      openid: ['sub', 'email', 'email_verified', 'name', 'preferred_username', 'groups', 'big', 'userinfo_only'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
       groups: ['groups'],
@@ -524,4 +534,4 @@ await new Promise((resolve, reject) => {
   adminServer.listen(opts.adminPort, '127.0.0.1', resolve);
 });
 log(`idp ${opts.issuer} listening on ${opts.host}:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
-log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post); keys: ${publicKids().join(', ') || 'generated'}`);
+log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post), ${opts.clientId}-jwt (client_secret_jwt); keys: ${publicKids().join(', ') || 'generated'}`);

@@ -286,6 +286,7 @@ class Stack:
         envoy_component_log_level: str | None = None,
         start: bool = True,
         startup_timeout: float = 20.0,
+        vm_env: dict[str, str] | None = None,
     ):
         self.name = _artifact_name(name)
         self.plugin_config_overrides = dict(plugin_config_overrides or {})
@@ -299,6 +300,8 @@ class Stack:
         self.envoy_log_level = envoy_log_level
         self.envoy_component_log_level = envoy_component_log_level
         self.startup_timeout = startup_timeout
+        # Environment variables handed to the wasm VM (vm_config.environment_variables).
+        self.vm_env = dict(vm_env or {})
 
         roles = ["envoy", "envoy_admin", "idp", "idp_admin", "upstream", "upstream_admin"]
         fixed = dict(ports or {})
@@ -386,6 +389,7 @@ class Stack:
                 WASM=_yaml_quote(str(self.wasm)),
                 PLUGIN_CONFIG=_yaml_quote(json.dumps(self.plugin_config, ensure_ascii=False)),
                 FAILURE_POLICY=self.failure_policy,
+                VM_ENV=json.dumps({"key_values": self.vm_env}),
             )
             pad = " " * _HTTP_FILTERS_INDENT
             filters = "\n".join(
