@@ -205,7 +205,11 @@ impl Refresher<'_> {
 
     /// Asks for a JWKS refetch because a plausible token named an unknown `kid`. Returns
     /// false while the cooldown since the last such refetch runs: the caller then rejects.
+    /// Static keys have nothing to refetch: the caller rejects at once.
     pub fn request_kid_refetch(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
+        if self.provider.static_keys.is_some() {
+            return false;
+        }
         let (snap, _) = provider::read(store, self.keys);
         if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown) {
             return false;
@@ -499,6 +503,32 @@ mod tests {
         // After it: allowed again.
         assert!(r.request_kid_refetch(&mut store, 131));
         assert_eq!(r.poll(&mut store, 131).map(|p| p.trigger), Some("unknown_kid"));
+    }
+
+    #[test]
+    fn static_keys_are_never_refetched() {
+        let s = crate::config::Settings::from_json(
+            json!({
+                "issuer": "https://idp.example.com",
+                "idp_cluster": "idp",
+                "client_id": "app",
+                "client_secret": "s",
+                "cookie_secret": crate::b64::std_encode(&[1u8; 32]),
+                "authorization_endpoint": "https://idp.example.com/auth",
+                "token_endpoint": "https://idp.example.com/token",
+                "jwks": {"keys": [{"kty": "RSA", "kid": "a", "n": crate::jwks::tests_support::RSA_N, "e": "AQAB"}]},
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+        .providers
+        .remove(0);
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        assert!(!r.request_kid_refetch(&mut store, 100), "nothing to fetch: reject at once instead of waiting");
+        assert!(r.poll(&mut store, 100).is_none());
     }
 
     #[test]

@@ -506,6 +506,32 @@ fn bearer_tokens() {
 }
 
 #[test]
+fn bearer_tokens_with_several_audiences_need_azp() {
+    let mut w = World::new(json!({}));
+    let claims = |extra: Value| {
+        let mut c = json!({"iss": ISSUER, "sub": "svc", "aud": ["app", "other"], "exp": T0 + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (name, extra, reason) in [
+        ("no azp", json!({}), Reason::AzpMismatch),
+        ("foreign azp", json!({"azp": "other"}), Reason::AzpMismatch),
+    ] {
+        let token = w.idp.sign(&claims(extra));
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+        assert_eq!(r.status, 401, "{name}");
+        assert!(w.events.contains(&Event::TokenRejected(reason)), "{name}: {:?}", w.events);
+    }
+    let ok = w.idp.sign(&claims(json!({"azp": "app"})));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {ok}"))])));
+    // One audience: `azp` names whoever asked for the token, as access tokens do.
+    let single = w.idp.sign(&json!({"iss": ISSUER, "sub": "svc", "aud": "app", "azp": "cli", "exp": T0 + 300}));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {single}"))])));
+}
+
+#[test]
 fn unknown_kid_waits_for_one_refetch_then_passes() {
     let mut w = World::new(json!({}));
     let rotated = Idp::new("idp-keys-rotated.json");
