@@ -83,7 +83,7 @@ impl Refresher<'_> {
             Target::Jwks => self.jwks_endpoint(&snap)?,
         };
         if trigger == "unknown_kid" {
-            self.update(store, |s| s.kid_refetch_started_at = now);
+            self.stamp(store, |s| s.kid_refetch_started_at = now);
         }
         Some(Plan { target, call: HttpCall::get(endpoint, self.provider.timeout_ms), trigger })
     }
@@ -205,28 +205,46 @@ impl Refresher<'_> {
 
     /// Asks for a JWKS refetch because a plausible token named an unknown `kid`. Returns
     /// false while the cooldown since the last such refetch runs: the caller then rejects.
+    /// Static keys have nothing to refetch: the caller rejects at once.
     pub fn request_kid_refetch(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
+        if self.provider.static_keys.is_some() {
+            return false;
+        }
         let (snap, _) = provider::read(store, self.keys);
         if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown) {
             return false;
         }
         if snap.kid_refetch_requested_at <= snap.kid_refetch_started_at {
-            self.update(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
+            self.stamp(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
         }
         true
     }
 
-    /// Read-modify-write of the snapshot under CAS, then a generation bump.
-    fn update(&self, store: &mut dyn SharedStore, mut change: impl FnMut(&mut Snapshot)) {
+    /// Read-modify-write of the snapshot under CAS, then a generation bump: views rebuild and
+    /// requests waiting for keys are decided again.
+    fn update(&self, store: &mut dyn SharedStore, change: impl FnMut(&mut Snapshot)) {
+        if self.write(store, change) {
+            provider::bump_generation(store, self.keys);
+        }
+    }
+
+    /// The unknown-`kid` refetch stamps: read from the store by `poll` and
+    /// `request_kid_refetch`, never by a view, so the generation stays. A bump here would
+    /// wake a request waiting for the refetch at the next tick, before the keys arrive.
+    fn stamp(&self, store: &mut dyn SharedStore, change: impl FnMut(&mut Snapshot)) {
+        self.write(store, change);
+    }
+
+    fn write(&self, store: &mut dyn SharedStore, mut change: impl FnMut(&mut Snapshot)) -> bool {
         for _ in 0..8 {
             let (mut snap, cas) = provider::read(store, self.keys);
             change(&mut snap);
-            let Ok(bytes) = serde_json::to_vec(&snap) else { return };
+            let Ok(bytes) = serde_json::to_vec(&snap) else { return false };
             if store.set(&self.keys.snapshot, &bytes, cas).is_ok() {
-                provider::bump_generation(store, self.keys);
-                return;
+                return true;
             }
         }
+        false
     }
 
     fn lease_secs(&self) -> u64 {
@@ -501,6 +519,62 @@ mod tests {
         // After it: allowed again.
         assert!(r.request_kid_refetch(&mut store, 131));
         assert_eq!(r.poll(&mut store, 131).map(|p| p.trigger), Some("unknown_kid"));
+    }
+
+    #[test]
+    fn refetch_stamps_leave_the_generation_until_the_fetch_completes() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+
+        // A request parks with this generation; every tick compares against it.
+        let parked_at = provider::generation(&store, &k);
+        assert!(r.request_kid_refetch(&mut store, 100));
+        assert_eq!(provider::generation(&store, &k), parked_at, "asking for a refetch changes no keys");
+        let plan = r.poll(&mut store, 100).expect("refetch due");
+        assert_eq!(plan.trigger, "unknown_kid");
+        assert_eq!(provider::generation(&store, &k), parked_at, "starting it changes no keys either");
+        assert!(!r.request_kid_refetch(&mut store, 101), "the cooldown runs from the start");
+        r.complete(&mut store, &plan, Some(&ok(jwks_body(&["a", "b"]))), 101, 0);
+        assert_ne!(provider::generation(&store, &k), parked_at, "the answer wakes the waiting requests");
+
+        // A failed refetch wakes them too (to be rejected), not only a successful one.
+        let before = provider::generation(&store, &k);
+        assert!(r.request_kid_refetch(&mut store, 200));
+        let plan = r.poll(&mut store, 200).unwrap();
+        r.complete(&mut store, &plan, Some(&CallResponse { status: 500, headers: vec![], body: vec![] }), 200, 0);
+        assert_ne!(provider::generation(&store, &k), before);
+    }
+
+    #[test]
+    fn static_keys_are_never_refetched() {
+        let s = crate::config::Settings::from_json(
+            json!({
+                "issuer": "https://idp.example.com",
+                "idp_cluster": "idp",
+                "client_id": "app",
+                "client_secret": "s",
+                "cookie_secret": crate::b64::std_encode(&[1u8; 32]),
+                "authorization_endpoint": "https://idp.example.com/auth",
+                "token_endpoint": "https://idp.example.com/token",
+                "jwks": {"keys": [{"kty": "RSA", "kid": "a", "n": crate::jwks::tests_support::RSA_N, "e": "AQAB"}]},
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+        .providers
+        .remove(0);
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        assert!(!r.request_kid_refetch(&mut store, 100), "nothing to fetch: reject at once instead of waiting");
+        assert!(r.poll(&mut store, 100).is_none());
     }
 
     #[test]

@@ -87,14 +87,17 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
     }
 
     // Which issuer? Read it unverified only to pick the rules; everything is verified below.
-    let unverified_iss = match jwt::parse(token, super::MAX_TOKEN_BYTES) {
-        Ok(j) => j.claims.get("iss").and_then(|v| v.as_str()).map(str::to_string),
+    let (unverified_iss, several_audiences) = match jwt::parse(token, super::MAX_TOKEN_BYTES) {
+        Ok(j) => (
+            j.claims.get("iss").and_then(|v| v.as_str()).map(str::to_string),
+            j.claims.get("aud").and_then(|v| v.as_array()).is_some_and(|a| a.len() > 1),
+        ),
         Err(reason) => return reject(reason, cx),
     };
-    let (issuer, audiences, provider_index) = match unverified_iss {
-        Some(iss) if iss == rp.provider.issuer => (iss, &rp.profile.audiences, rp.profile.provider),
+    let (issuer, audiences, provider_index, client) = match unverified_iss {
+        Some(iss) if iss == rp.provider.issuer => (iss, &rp.profile.audiences, rp.profile.provider, Some(rp.profile.client_id.as_str())),
         Some(iss) => match rp.profile.bearer.iter().find(|v| v.issuer == iss) {
-            Some(v) => (iss, &v.audiences, v.provider),
+            Some(v) => (iss, &v.audiences, v.provider, None),
             None => return reject(Reason::IssMismatch, cx),
         },
         None => return reject(Reason::IssMissing, cx),
@@ -109,7 +112,9 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
     let rules = ClaimRules {
         issuers: &issuers,
         audiences,
-        authorized_party: None,
+        // OIDC Core 3.1.3.7 (4, 5): a token of this profile's issuer with several audiences
+        // must name this client as its authorized party. A single audience keeps any `azp`.
+        authorized_party: client.filter(|_| several_audiences),
         require_iat: false,
         nonce: None,
         access_token: None,

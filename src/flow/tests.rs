@@ -515,6 +515,32 @@ fn bearer_tokens() {
 }
 
 #[test]
+fn bearer_tokens_with_several_audiences_need_azp() {
+    let mut w = World::new(json!({}));
+    let claims = |extra: Value| {
+        let mut c = json!({"iss": ISSUER, "sub": "svc", "aud": ["app", "other"], "exp": T0 + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (name, extra, reason) in [
+        ("no azp", json!({}), Reason::AzpMismatch),
+        ("foreign azp", json!({"azp": "other"}), Reason::AzpMismatch),
+    ] {
+        let token = w.idp.sign(&claims(extra));
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+        assert_eq!(r.status, 401, "{name}");
+        assert!(w.events.contains(&Event::TokenRejected(reason)), "{name}: {:?}", w.events);
+    }
+    let ok = w.idp.sign(&claims(json!({"azp": "app"})));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {ok}"))])));
+    // One audience: `azp` names whoever asked for the token, as access tokens do.
+    let single = w.idp.sign(&json!({"iss": ISSUER, "sub": "svc", "aud": "app", "azp": "cli", "exp": T0 + 300}));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {single}"))])));
+}
+
+#[test]
 fn unknown_kid_waits_for_one_refetch_then_passes() {
     let mut w = World::new(json!({}));
     let rotated = Idp::new("idp-keys-rotated.json");
@@ -547,6 +573,33 @@ fn unknown_kid_waits_for_one_refetch_then_passes() {
     let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {forged}"))])));
     assert_eq!(r.status, 401);
     assert!(Refresher { provider: &cfg, keys: &keys, me: "vm" }.poll(&mut w.store, w.now).is_none());
+}
+
+#[test]
+fn a_waiting_request_is_decided_when_the_refetch_answers_not_at_the_next_tick() {
+    let mut w = World::new(json!({}));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    let token = rotated.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 300}));
+    let auth = format!("Bearer {token}");
+    let Decision::Wait(wait) = w.request(&req("GET", "/api", &[("authorization", &auth)])) else { panic!("expected a wait") };
+    // The root context ticks while the IdP has not answered yet: it syncs its views,
+    // dispatches the refetch, syncs again. The waiting request must not be released
+    // (the shell releases it when the generation moves).
+    w.sync();
+    let cfg = w.engine.settings.providers[0].clone();
+    let keys = w.engine.provider_keys[0].clone();
+    let r = Refresher { provider: &cfg, keys: &keys, me: "vm" };
+    let plan = r.poll(&mut w.store, w.now).expect("refetch due");
+    w.sync();
+    assert_eq!(w.views[0].generation, wait.generation, "released before the keys arrived");
+    // The answer arrives a moment later: now it is released, and passes.
+    w.now += 2;
+    let body = json!({"keys": [w.idp.public.clone(), rotated.public.clone()]});
+    r.complete(&mut w.store, &plan, Some(&CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }), w.now, 0);
+    w.sync();
+    assert_ne!(w.views[0].generation, wait.generation);
+    let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert!(f.set_headers.contains(&("authorization".to_string(), auth)));
 }
 
 #[test]

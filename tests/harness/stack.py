@@ -170,6 +170,21 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(data[-lines:])
 
 
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Call `predicate` until it returns something truthy (returned) or
+    `timeout` seconds pass (AssertionError naming `message` and the last
+    value). For waiting on a loaded machine: give a generous timeout; the
+    time it took is never the assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {value!r}")
+        time.sleep(interval)
+
+
 _live_stacks: "set[Stack]" = set()
 _used_names: dict[str, int] = {}
 _names_lock = threading.Lock()
@@ -624,6 +639,48 @@ class Stack:
         for item in r.json().get("stats", []):
             if "name" in item and "value" in item:
                 out[item["name"]] = item["value"]
+        return out
+
+    def envoy_prometheus(self) -> dict[str, float]:
+        """Envoy's /stats/prometheus as {name: value}; a sample without
+        labels is keyed by its bare name (`oidc_edge_token_accepted`)."""
+        text = self.envoy_admin("/stats/prometheus").text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            if name.endswith("{}"):
+                name = name[:-2]
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+        return out
+
+    def envoy_log(self) -> str:
+        """Everything Envoy logged so far (all runs of this stack)."""
+        try:
+            return (self.artifacts / "envoy.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def refresh_audits(self, **match: Any) -> list[dict[str, Any]]:
+        """The filter's refresh audit lines (`{"event":"oidc_edge.refresh",...}`
+        in envoy.log), oldest first, decoded; `match` keeps those whose fields
+        equal the given values, e.g. refresh_audits(target="jwks", outcome="failure")."""
+        marker = '{"event":"oidc_edge.refresh"'
+        out = []
+        for line in self.envoy_log().splitlines():
+            at = line.find(marker)
+            if at < 0:
+                continue
+            try:
+                audit = json.loads(line[at:])
+            except ValueError:
+                continue  # a line still being written
+            if all(audit.get(k) == v for k, v in match.items()):
+                out.append(audit)
         return out
 
     def logs(self) -> dict[str, str]:
