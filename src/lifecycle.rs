@@ -212,7 +212,10 @@ impl Refresher<'_> {
         }
         let (snap, _) = provider::read(store, self.keys);
         if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown) {
-            return false;
+            // A refetch still in flight (started, not yet answered, lease not expired)
+            // may bring this kid too: wait for it with the others instead of refusing.
+            let in_flight = snap.kid_refetch_started_at > snap.last_attempt_at && now < after(snap.kid_refetch_started_at, self.lease_secs());
+            return in_flight;
         }
         if snap.kid_refetch_requested_at <= snap.kid_refetch_started_at {
             self.stamp(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
@@ -539,8 +542,10 @@ mod tests {
         let plan = r.poll(&mut store, 100).expect("refetch due");
         assert_eq!(plan.trigger, "unknown_kid");
         assert_eq!(provider::generation(&store, &k), parked_at, "starting it changes no keys either");
-        assert!(!r.request_kid_refetch(&mut store, 101), "the cooldown runs from the start");
+        assert!(r.request_kid_refetch(&mut store, 101), "while it is in flight, others wait for it");
+        assert_eq!(provider::generation(&store, &k), parked_at);
         r.complete(&mut store, &plan, Some(&ok(jwks_body(&["a", "b"]))), 101, 0);
+        assert!(!r.request_kid_refetch(&mut store, 102), "answered: the cooldown runs from the start");
         assert_ne!(provider::generation(&store, &k), parked_at, "the answer wakes the waiting requests");
 
         // A failed refetch wakes them too (to be rejected), not only a successful one.
@@ -549,6 +554,23 @@ mod tests {
         let plan = r.poll(&mut store, 200).unwrap();
         r.complete(&mut store, &plan, Some(&CallResponse { status: 500, headers: vec![], body: vec![] }), 200, 0);
         assert_ne!(provider::generation(&store, &k), before);
+    }
+
+    #[test]
+    fn tokens_arriving_while_the_refetch_is_in_flight_wait_for_it() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        load(&r, &mut store);
+        assert!(r.request_kid_refetch(&mut store, 100));
+        let plan = r.poll(&mut store, 101).unwrap();
+        assert_eq!(plan.trigger, "unknown_kid");
+        // The IdP is slow: more new-kid tokens come while the fetch is out.
+        assert!(refresher(&s, &k, "w2").request_kid_refetch(&mut store, 102), "in flight: wait for it");
+        assert!(refresher(&s, &k, "w2").poll(&mut store, 102).is_none(), "and no second fetch");
+        r.complete(&mut store, &plan, Some(&ok(jwks_body(&["a", "b"]))), 103, 0);
+        assert!(!r.request_kid_refetch(&mut store, 104), "answered: the cooldown refuses now");
     }
 
     #[test]
