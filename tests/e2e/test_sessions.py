@@ -19,6 +19,8 @@ Stacks (module scope, so each starts once):
 from __future__ import annotations
 
 import base64
+import html
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -562,16 +564,48 @@ def test_cookie_secret_rotation(plain_config):
     assert jwt_payload(forwarded_token(forwarded(get(s, "/a-under-a", a_session))))["sub"] == "alice"
 
 
+def same_site_of(cookie) -> str:
+    rest = getattr(cookie, "_rest", {}) or {}
+    return next((str(v) for k, v in rest.items() if k.lower() == "samesite"), "Lax")
+
+
+def cross_site_cookie_header(b: requests.Session) -> str:
+    """What a browser sends on a navigation another site started: the IdP's
+    redirect back to the callback, and every redirect after it in the same
+    navigation (redirect-tainted). SameSite=Strict cookies stay home; Lax
+    ones go along with a top-level GET (RFC 6265bis 5.2 and 5.6.7)."""
+    return "; ".join(f"{c.name}={c.value}" for c in b.cookies if same_site_of(c).lower() != "strict")
+
+
+META_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0;\s*url=([^"]*)"', re.I)
+
+
 def test_cookie_name_and_same_site_strict(plain_config):
     s = plain_config({"cookie_name": "app_sess", "cookie_same_site": "strict"})
-    r = login(s, "/named", user="alice")
-    cb = r.callback_response
-    assert cb.status_code == 302, (cb.status_code, cb.text[:300])
+    b = new_browser()
+    st = start_login(s, "/named?x=1&y=2", session=b)
+    assert [c.name.startswith("app_sess_tx.") for c in created_cookies(st.response, "app_sess")] == [True]
+    idp = complete_at_idp(b, st.authorize_url, user="alice")
+    # The IdP's redirect back is a cross-site navigation, as a browser makes it.
+    cb = b.get(idp.callback_url, headers={"Cookie": cross_site_cookie_header(b)}, allow_redirects=False, timeout=15)
+    assert cb.status_code in (200, 302), (cb.status_code, cb.text[:300])
     made = created_cookies(cb, "app_sess")
     assert [c.name for c in made] == ["app_sess"], [c.raw for c in cookies_from_response(cb)]
     assert made[0].same_site == "Strict", made[0].raw
-    assert created_cookies(r.authorize_response, PREFIX) == []
-    echo = forwarded(r.follow())
+    assert created_cookies(st.response, PREFIX) == [] and created_cookies(cb, PREFIX) == []
+    if cb.status_code == 302:
+        # Still the navigation the IdP started: the Strict cookie stays home.
+        landing = b.get(s.url(cb.headers["Location"]), headers={"Cookie": cross_site_cookie_header(b)},
+                        allow_redirects=False, timeout=15)
+    else:
+        # A page of this site moves on by itself: a same-site navigation.
+        m = META_REFRESH.search(cb.text)
+        assert m, cb.text[:500]
+        target = html.unescape(m.group(1))
+        assert target == "/named?x=1&y=2", target
+        assert cb.headers.get("Cache-Control") == "no-store"
+        landing = b.get(s.url(target), allow_redirects=False, timeout=15)
+    echo = forwarded(landing)
     assert jwt_payload(forwarded_token(echo))["sub"] == "alice"
     assert not [n for n in cookie_names(echo["headers"].get("cookie")) if n.startswith("app_sess")]
 
