@@ -292,12 +292,13 @@ def test_refresh_before_expiry_reseals_and_forwards_a_new_token(refresh_stack, e
     assert new["sub"] == old["sub"] == "rita"
     assert new["iat"] > old["iat"] and new["exp"] > old["exp"], (old, new)
     assert_no_filter_cookie_upstream(echo)
-    # The browser now holds the refreshed session: the same new token goes
-    # upstream without another refresh.
-    s.idp_stats_reset()
-    again = forwarded(r.session.get(s.url("/later"), allow_redirects=False, timeout=15))
-    assert jwt_payload(forwarded_token(again))["iat"] == new["iat"]
-    assert s.idp_stats().get("/token", 0) == 0, s.idp_stats()
+    # The browser now holds the refreshed session: the new token goes
+    # upstream (unless, on a very slow machine, it is due for refresh again).
+    later = r.session.get(s.url("/later"), allow_redirects=False, timeout=15)
+    token = jwt_payload(forwarded_token(forwarded(later)))
+    assert token["sub"] == "rita"
+    if not created_cookies(later, PREFIX):
+        assert token["iat"] == new["iat"], (token, new)
 
 
 def test_refresh_failure_keeps_a_still_valid_token(refresh_stack):
@@ -467,7 +468,9 @@ def test_tampered_chunks_read_as_no_session(big, tamper):
     if tamper == "drop":
         del cookies[f"{PREFIX}_1"]
     elif tamper == "extra":
-        cookies[f"{PREFIX}_9"] = "AAAA"
+        extra = f"{PREFIX}_{len(a)}"  # one past the last chunk
+        assert extra not in a
+        cookies[extra] = "AAAA"
     else:
         cookies[f"{PREFIX}_1"] = b[f"{PREFIX}_1"]
     before = big.upstream_count()
