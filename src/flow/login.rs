@@ -9,7 +9,7 @@ use crate::jwt::{self, ClaimRules};
 use crate::oidc::{authorize, callback, token};
 use crate::pages;
 use crate::request::{safe_return_path, RequestView};
-use crate::session::cookies::{self, Attributes};
+use crate::session::cookies::{self, Attributes, SameSite};
 use crate::session::{Session, Transaction};
 use crate::time::after;
 
@@ -91,7 +91,7 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     let mut headers = vec![
         ("location".to_string(), location),
         ("cache-control".to_string(), "no-store".to_string()),
-        ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.attrs, Some(rp.profile.login_timeout))),
+        ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))),
     ];
     let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| n.starts_with(&names.tx_prefix)).collect();
     if pending.len() >= MAX_PENDING_LOGINS {
@@ -314,14 +314,25 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
     let Some(set_cookies) = super::session::write_cookies(rp, &session, &ex.session_name, &ex.old_session_cookies, &ex.attrs, cx) else {
         return fail_exchange(cx, ex, 502, Reason::TokenResponseInvalid, "the tokens are too large to keep in cookies");
     };
+    let location = safe_return_path(&ex.tx.return_to, &rp.profile.redirect_path);
+    let mut cookie_headers = vec![("set-cookie".to_string(), cookies::clear_cookie(&ex.tx_cookie, &ex.attrs))];
+    cookie_headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
+    cx.events.push(Event::LoginCompleted);
+    if ex.attrs.same_site == SameSite::Strict {
+        // The way back from the IdP is a navigation the IdP started, and a redirect from
+        // here would still be part of it: the browser would not send the new `Strict`
+        // cookie and the user would land without a session (and log in again, forever).
+        // A page of this site that moves on by itself starts a same-site navigation.
+        let mut page = pages::continue_to(&location);
+        page.headers.extend(cookie_headers);
+        return Decision::Respond(page);
+    }
     let mut headers = vec![
-        ("location".to_string(), safe_return_path(&ex.tx.return_to, &rp.profile.redirect_path)),
+        ("location".to_string(), location),
         ("cache-control".to_string(), "no-store".to_string()),
         ("referrer-policy".to_string(), "no-referrer".to_string()),
-        ("set-cookie".to_string(), cookies::clear_cookie(&ex.tx_cookie, &ex.attrs)),
     ];
-    headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
-    cx.events.push(Event::LoginCompleted);
+    headers.extend(cookie_headers);
     Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
 }
 

@@ -382,6 +382,20 @@ pub struct Names {
     pub attrs: Attributes,
 }
 
+impl Names {
+    /// Attributes of the login (transaction) cookie. It must come back on the IdP's
+    /// redirect to the callback, a navigation another site started, on which browsers
+    /// never send a `SameSite=Strict` cookie: under `strict` it is `Lax` (a top-level GET
+    /// carries that); `none` stays.
+    pub fn tx_attrs(&self) -> Attributes {
+        let mut attrs = self.attrs.clone();
+        if attrs.same_site == crate::session::cookies::SameSite::Strict {
+            attrs.same_site = crate::session::cookies::SameSite::Lax;
+        }
+        attrs
+    }
+}
+
 impl Rp<'_> {
     fn view<'c>(&self, cx: &'c Context<'_>) -> Option<&'c View> {
         cx.view(self.profile.provider)

@@ -751,3 +751,31 @@ fn routes_keep_sessions_apart() {
     assert_eq!(r.status, 403, "the /admin rule refuses alice");
     forward(w.request(&req_owned("GET", "/x", &with_cookies(&jar, &[HTML]))));
 }
+
+#[test]
+fn same_site_strict_login_survives_the_cross_site_return() {
+    let mut w = World::new(json!({"cookie_same_site": "strict"}));
+    // The login cookie comes back on the IdP's (cross-site) redirect only if it is not Strict.
+    let first = respond(w.request(&req("GET", "/p?a=1&b=2", &[HTML])));
+    let tx = first.headers.iter().find(|(n, v)| n == "set-cookie" && v.contains("_tx.")).unwrap();
+    assert!(tx.1.contains("SameSite=Lax"), "{}", tx.1);
+
+    let s = start_login(&mut w, "/p?a=1&b=2");
+    let d = callback(&mut w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
+    let id_token = w.id_token(&s.nonce, json!({}));
+    let r = respond(w.respond(pending, &token_response(&id_token, None)));
+    // Not a redirect (still the IdP's navigation: the Strict cookie would stay home) but a
+    // page that moves on by itself.
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(header(&r, "location").is_none());
+    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    assert!(r.body.contains("<meta http-equiv=\"refresh\" content=\"0;url=/p?a=1&amp;b=2\">"), "{}", r.body);
+    let made: Vec<&String> = r.headers.iter().filter(|(n, v)| n == "set-cookie" && v.starts_with("oidc_edge=")).map(|(_, v)| v).collect();
+    assert_eq!(made.len(), 1);
+    assert!(made[0].contains("SameSite=Strict"), "{}", made[0]);
+    assert!(r.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("_tx.") && v.contains("Max-Age=0")));
+    let session: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge" && !v.is_empty()).collect();
+    let f = forward(w.request(&req_owned("GET", "/p?a=1&b=2", &with_cookies(&session, &[HTML]))));
+    assert!(f.set_headers.iter().any(|(k, v)| k == "x-auth-request-user" && v == "alice"));
+}

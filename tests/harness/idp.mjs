@@ -66,6 +66,7 @@ const FLAGS = {
   'access-token-ttl': { type: 'string' },
   'refresh-token-ttl': { type: 'string' },
   'big-claim-bytes': { type: 'string' },
+  'big-claim-users': { type: 'string' },
   groups: { type: 'string' },
   quiet: { type: 'boolean' },
   'no-parent-watch': { type: 'boolean' },
@@ -110,6 +111,8 @@ function readOptions() {
     accessTokenTtl: int('access-token-ttl', 3600),
     refreshTokenTtl: int('refresh-token-ttl', 86400),
     bigClaimBytes: int('big-claim-bytes', 0),
+    // Comma-separated logins that get the big claim; empty: every login.
+    bigClaimUsers: (get('big-claim-users', '') || '').split(',').map((u) => u.trim()).filter(Boolean),
     groups: (get('groups', '') || '').split(',').map((g) => g.trim()).filter(Boolean),
     quiet: Boolean(get('quiet', false)),
     parentWatch: !get('no-parent-watch', false),
@@ -161,7 +164,9 @@ function accountClaims(login) {
     preferred_username: login,
   };
   if (opts.groups.length) claims.groups = [...opts.groups];
-  if (bigClaim !== undefined) claims.big = bigClaim;
+  if (bigClaim !== undefined && (opts.bigClaimUsers.length === 0 || opts.bigClaimUsers.includes(login))) {
+    claims.big = bigClaim;
+  }
   return claims;
 }
 
