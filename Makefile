@@ -62,7 +62,7 @@ e2e: build setup
 test: build setup unit clippy e2e
 
 ## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
-demo: build setup
+demo: build venv node
 	$(PY) $(HARNESS)/demo.py
 
 clean:
