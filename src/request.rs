@@ -116,8 +116,13 @@ impl RequestView {
                 return ClientKind::Api;
             }
         }
+        // A browser navigation always asks for HTML. A client that says nothing about
+        // what it accepts (no `Accept`, or only `*/*`: curl, scripts, test drivers) gets the
+        // login redirect too, as oauth2-proxy and Envoy's OAuth2 filter do; one that asks
+        // for something else (`application/json`, ...) is an API client.
         let accept = self.header_str("accept").unwrap_or_default().to_ascii_lowercase();
-        if accept.contains("text/html") || accept.contains("application/xhtml+xml") {
+        let says_nothing = accept.split(',').all(|part| matches!(part.split(';').next().unwrap_or_default().trim(), "" | "*/*"));
+        if says_nothing || accept.contains("text/html") || accept.contains("application/xhtml+xml") {
             ClientKind::Browser
         } else {
             ClientKind::Api
@@ -183,8 +188,11 @@ mod tests {
             ("GET", vec![html, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "image")], ClientKind::Api),
             ("GET", vec![html, ("x-requested-with", "XMLHttpRequest")], ClientKind::Api),
             ("GET", vec![("accept", "application/json")], ClientKind::Api),
-            ("GET", vec![("accept", "*/*")], ClientKind::Api),
-            ("GET", vec![], ClientKind::Api),
+            ("GET", vec![("accept", "*/*")], ClientKind::Browser),
+            ("GET", vec![("accept", "*/*;q=0.8")], ClientKind::Browser),
+            ("GET", vec![], ClientKind::Browser),
+            ("GET", vec![("accept", "application/json, text/plain, */*")], ClientKind::Api),
+            ("GET", vec![("accept", "*/*"), ("sec-fetch-mode", "cors")], ClientKind::Api),
             ("POST", vec![html], ClientKind::Api),
             ("HEAD", vec![html], ClientKind::Browser),
             ("GET", vec![html, ("upgrade", "websocket"), ("connection", "Upgrade")], ClientKind::WebSocket),

@@ -435,7 +435,7 @@ fn tampered_or_foreign_session_reads_as_absent() {
     let r = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[HTML]))));
     assert_eq!(r.status, 302);
     assert!(w.events.contains(&Event::SessionRejected(Reason::SessionInvalid)));
-    let api = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[]))));
+    let api = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[("accept", "application/json")]))));
     assert_eq!(api.status, 401);
 
     // A session of another client (same secret) does not open here.
@@ -628,7 +628,7 @@ fn require_rules_and_claim_map() {
     let f = forward(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {ok}"))])));
     assert!(f.set_headers.contains(&("x-groups".to_string(), "admins".to_string())));
     let no = w.idp.sign(&json!({"iss": ISSUER, "sub": "b", "aud": "app", "exp": T0 + 60, "groups": ["devs"]}));
-    let r = respond(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {no}"))])));
+    let r = respond(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {no}")), ("accept", "application/json")])));
     assert_eq!(r.status, 403);
     assert!(r.body.contains("\"error\":\"forbidden\""));
     let session = login(&mut w, json!({"groups": ["devs"]}), None);

@@ -413,7 +413,7 @@ def test_rejections_are_counted_by_reason(bs):
         pytest.param("GET", "/page", {**BROWSER_HEADERS, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "image"}, id="sec-fetch-dest-image"),
         pytest.param("POST", "/page", dict(BROWSER_HEADERS), id="post"),
         pytest.param("GET", "/api/things", {**BROWSER_HEADERS, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, id="api-path"),
-        pytest.param("GET", "/page", {"Accept": "*/*"}, id="accept-any"),
+        pytest.param("GET", "/page", {"Accept": "application/json, text/plain, */*"}, id="accept-json-or-any"),
     ],
 )
 def test_api_clients_get_401_not_a_redirect(bs, method, path, headers):
@@ -433,6 +433,9 @@ def test_api_clients_get_401_not_a_redirect(bs, method, path, headers):
     [
         pytest.param(dict(BROWSER_HEADERS), id="accept-html"),
         pytest.param({**BROWSER_HEADERS, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, id="sec-fetch-navigate"),
+        # A client that says nothing about what it accepts (curl, scripts) is treated as a browser.
+        pytest.param({"Accept": "*/*"}, id="accept-any"),
+        pytest.param({"Accept": ""}, id="no-accept"),
     ],
 )
 def test_browser_navigation_is_redirected(bs, headers):
