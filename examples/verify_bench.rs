@@ -236,7 +236,8 @@ fn check_token(t: &mut Tally, keys: &KeySet, tok: &str, expect_ok: bool, name: &
 
 // ------------------------------------------------------------- benchmark --
 
-/// Median over `rounds` of the mean µs of `iterations` calls.
+/// The best over `rounds` of the mean µs of `iterations` calls: on a shared machine the
+/// fastest round is the one least disturbed by other work.
 fn time_us(rounds: usize, iterations: usize, mut f: impl FnMut() -> bool) -> f64 {
     let mut samples: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -248,7 +249,7 @@ fn time_us(rounds: usize, iterations: usize, mut f: impl FnMut() -> bool) -> f64
         })
         .collect();
     samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    samples[0]
 }
 
 fn bench(privates: &[(String, RsaPrivateKey)], quick: bool) {
@@ -261,9 +262,9 @@ fn bench(privates: &[(String, RsaPrivateKey)], quick: bool) {
     let message = parsed.signing_input.as_bytes();
     let n = private.n().to_bytes_be();
     let e = private.e().to_bytes_be();
-    let (rounds, scale) = if quick { (3, 1) } else { (5, 3) };
+    let (rounds, scale) = if quick { (5, 1) } else { (9, 2) };
 
-    println!("one RS256 verification, 2048-bit key (fixture k1), median of {rounds} rounds:");
+    println!("one RS256 verification, 2048-bit key (fixture k1), best of {rounds} rounds:");
     let rows: Vec<(&str, f64)> = vec![
         ("jsonwebtoken 11 rust_crypto (rsa 0.9): crypto::verify", time_us(rounds, 100 * scale, || {
             verify::verify_raw(Alg::RS256, &jwk.decoding, message, parsed.signature_b64).is_ok()

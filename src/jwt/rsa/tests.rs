@@ -109,6 +109,11 @@ fn montgomery_arithmetic_matches_bignum() {
             let got = big(&out);
             assert!(got < n, "fully reduced");
             assert_eq!((got * &r) % &n, (&a * &b) % &n, "a b R^-1");
+            let mut wide = vec![0u32; 2 * limbs];
+            key.mont_sqr(&al, &mut wide, &mut out);
+            let got = big(&out);
+            assert!(got < n, "square fully reduced");
+            assert_eq!((got * &r) % &n, (&a * &a) % &n, "a^2 R^-1");
             assert_eq!(big(&key.public_op(&al)), a.modpow(&BigUint::from(65537u32), &n), "s^65537");
         }
         let three = RsaPublicKey::new(&n_bytes, &[3]).unwrap();
