@@ -64,9 +64,10 @@ demo: build setup
 ## bench: no filter vs Envoy jwt_authn vs oidc-edge (bearer, session) through one Envoy with wrk,
 ## plus the cost of one RS256 verification in wasm; prints a table, asserts nothing
 BENCH_WASM := target/$(WASM_TARGET)/release/examples/verify_bench.wasm
+FLOW_WASM  := target/$(WASM_TARGET)/release/examples/flow_bench.wasm
 bench: build setup bench-tools
-	cargo build --release --target $(WASM_TARGET) --example verify_bench --quiet
-	$(PY) bench/run.py --verify-wasm $(BENCH_WASM) $(BENCH_ARGS)
+	cargo build --release --target $(WASM_TARGET) --example verify_bench --example flow_bench --quiet
+	$(PY) bench/run.py --verify-wasm $(BENCH_WASM) --flow-wasm $(FLOW_WASM) $(BENCH_ARGS)
 
 ## bench-verify: only the in-wasm RS256 correctness run and micro-benchmark (V8 via Node WASI)
 bench-verify: wasm-target

@@ -274,14 +274,15 @@ def table(title: str, rows: list[Row], base: Row, native: Row, recipe: bool = Fa
         print(line)
 
 
-def verify_microbench(path: str) -> list[tuple[str, float]]:
+def wasm_microbench(path: str) -> list[tuple[str, float]]:
+    """Runs a wasm32-wasip1 example under Node's WASI; prints its report, returns its BENCH lines."""
     node = shutil.which("node") or "node"
     proc = subprocess.run([node, "--no-warnings", str(ROOT / "bench" / "wasi-run.mjs"), path], capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if not line.startswith("BENCH\t")]
     print("\n".join(lines))
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
-        raise RuntimeError(f"verify_bench failed with status {proc.returncode}")
+        raise RuntimeError(f"{path} failed with status {proc.returncode}")
     out = []
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH\t"):
@@ -298,6 +299,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the main four routes, alternating order (2)")
     ap.add_argument("--no-direct", action="store_true", help="skip the direct_response table")
     ap.add_argument("--verify-wasm", help="the verify_bench wasm module to run under Node first")
+    ap.add_argument("--flow-wasm", help="the flow_bench wasm module to run under Node first")
     args = ap.parse_args()
 
     if not shutil.which("wrk"):
@@ -309,7 +311,10 @@ def main() -> int:
     micro: list[tuple[str, float]] = []
     if args.verify_wasm:
         print("== RS256 verification in wasm (V8 via Node WASI), verify_bench ==")
-        micro = verify_microbench(args.verify_wasm)
+        micro = wasm_microbench(args.verify_wasm)
+    if args.flow_wasm:
+        print("\n== The core's per-request work in wasm (V8 via Node WASI), flow_bench ==")
+        wasm_microbench(args.flow_wasm)
 
     print("\n== Envoy 1 worker (--concurrency 1), wrk "
           f"-t{args.threads} -c{args.connections} -d{args.duration:g}s per run ==")
