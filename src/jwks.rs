@@ -46,8 +46,9 @@ impl Jwk {
 }
 
 /// How many kid-less candidates are tried before the token is refused as ambiguous.
-/// One RSA verification costs about 1 ms in wasm: three bounds the damage of a crafted
-/// kid-less token while still covering IdPs that publish a current and a next key.
+/// One RS256 verification costs about 0.1 ms in wasm (`jwt::rsa`; PS*/ES* more, up to
+/// about 1 ms): three bounds the damage of a crafted kid-less token while still covering
+/// IdPs that publish a current and a next key.
 pub const MAX_KIDLESS_CANDIDATES: usize = 3;
 /// More keys than this in one JWKS is not a real IdP; the rest are ignored.
 pub const MAX_KEYS: usize = 64;
