@@ -1,6 +1,7 @@
 //! Compact JWS parsing and the header rules of RFC 7515 / RFC 8725; the whole token check in `validate`.
 
 pub mod claims;
+pub mod rsa;
 pub mod verify;
 
 use serde_json::{Map, Value};
