@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::cache::{self, Verdict};
+use super::cache::Verdict;
 use super::identity::Identity;
 use super::{Context, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
@@ -74,7 +74,7 @@ pub fn request_refetch(rp: &Rp<'_>, provider: usize, cx: &mut Context<'_>) -> bo
 /// Validates a bearer token for this profile: issued by its IdP (for `audiences`) or by
 /// one of `bearer_validators` (for theirs).
 pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &mut Context<'_>, may_wait: bool) -> Outcome {
-    let key = cache::key_of(token.as_bytes());
+    let key = rp.engine.cache_key(token.as_bytes());
     let now = cx.now;
     let providers = cx.providers;
     let cached = rp

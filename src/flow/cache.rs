@@ -3,16 +3,37 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use sha2::{Digest, Sha256};
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::flow::identity::Identity;
 use crate::session::Session;
 use crate::time::UnixTime;
 
-pub type Key = [u8; 32];
+pub type Key = [u8; 16];
 
-pub fn key_of(bytes: &[u8]) -> Key {
-    Sha256::digest(bytes).into()
+/// Derives cache keys with SipHash-1-3 (128-bit output) under a per-VM random key.
+/// SipHash is a keyed PRF: without the key nobody can craft a token whose cache key
+/// collides with a cached one, and it costs a fraction of SHA-256 on a 20 KB cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct Keyer {
+    k0: u64,
+    k1: u64,
+}
+
+impl Keyer {
+    pub fn new(seed: [u8; 16]) -> Keyer {
+        let (a, b) = seed.split_at(8);
+        let word = |s: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(s).unwrap_or_default());
+        Keyer { k0: word(a), k1: word(b) }
+    }
+
+    pub fn key_of(&self, bytes: &[u8]) -> Key {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write(bytes);
+        h.finish128().as_bytes()
+    }
 }
 
 /// What was established about a token or a session cookie.
@@ -84,6 +105,10 @@ mod tests {
     use super::*;
     use serde_json::Map;
 
+    fn key_of(bytes: &[u8]) -> Key {
+        Keyer::new([3; 16]).key_of(bytes)
+    }
+
     fn verdict(until: u64, generation: u64) -> Verdict {
         Verdict {
             identity: Rc::new(Identity { sub: "a".into(), email: None, claims: Map::new(), exp: until }),
@@ -92,6 +117,15 @@ mod tests {
             provider: 0,
             generation,
         }
+    }
+
+    #[test]
+    fn keys_depend_on_the_secret() {
+        let a = Keyer::new([1; 16]);
+        let b = Keyer::new([2; 16]);
+        assert_ne!(a.key_of(b"token"), b.key_of(b"token"));
+        assert_eq!(a.key_of(b"token"), a.key_of(b"token"));
+        assert_ne!(a.key_of(b"token"), a.key_of(b"tokem"));
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
         }
     }
     // A session cookie that did not open is dead weight on every request: drop it now.
-    for n in cookies::session_cookie_names(&cookies, &names.session) {
+    for n in cookies::session_cookie_names(cookies, &names.session) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(&n, &names.attrs)));
     }
     cx.events.push(Event::LoginStarted);
@@ -199,7 +199,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
         tx_cookie: tx_name,
         attrs: names.attrs.clone(),
         session_name: names.session.clone(),
-        old_session_cookies: cookies::session_cookie_names(&cookies, &names.session),
+        old_session_cookies: cookies::session_cookie_names(cookies, &names.session),
     };
     Decision::Call(call, Pending::CodeExchange(Box::new(exchange)))
 }

@@ -33,14 +33,14 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     let cookies = req.cookies();
     let session = super::session::open_for_logout(rp, req);
     let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
-    for name in cookies::session_cookie_names(&cookies, &names.session) {
+    for name in cookies::session_cookie_names(cookies, &names.session) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(&name, &names.attrs)));
     }
     for (name, _) in cookies.iter().filter(|(n, _)| n.starts_with(&names.tx_prefix)) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(name, &names.attrs)));
     }
-    if let Some(sealed) = cookies::join(&cookies, &names.session) {
-        rp.engine.cache(rp.index, |c| c.remove(&super::cache::key_of(sealed.as_bytes())));
+    if let Some(sealed) = cookies::join(cookies, &names.session) {
+        rp.engine.cache(rp.index, |c| c.remove(&rp.engine.cache_key(sealed.as_bytes())));
     }
     let post_logout = rp.profile.post_logout_redirect_uri.clone().unwrap_or_else(|| format!("{}/", Rp::origin(req)));
     let end_session = rp.view(cx).and_then(|v| v.metadata.as_ref()).and_then(|m| m.end_session_endpoint.clone());

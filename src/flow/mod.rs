@@ -163,6 +163,7 @@ pub struct Engine {
     pub provider_keys: Vec<Keys>,
     parties: Vec<Party>,
     caches: RefCell<Vec<VerdictCache>>,
+    keyer: cache::Keyer,
     /// Every cookie base name any profile uses: all are kept from the upstream.
     cookie_bases: Vec<String>,
 }
@@ -171,7 +172,8 @@ pub struct Engine {
 const IDENTITY_HEADERS: [&str; 4] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"];
 
 impl Engine {
-    pub fn new(settings: Settings) -> Engine {
+    /// `seed`: 16 random bytes keying the verdict caches (the shell passes the host's CSPRNG).
+    pub fn new(settings: Settings, seed: [u8; 16]) -> Engine {
         let provider_keys = settings.providers.iter().map(|p| Keys::new(&p.namespace)).collect();
         let parties = settings
             .profiles
@@ -185,7 +187,7 @@ impl Engine {
         let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
         let mut cookie_bases: Vec<String> = settings.profiles.iter().map(|p| p.cookie.name.clone()).collect();
         cookie_bases.dedup();
-        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), cookie_bases }
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases }
     }
 
     pub fn providers(&self) -> &[ProviderConfig] {
@@ -238,7 +240,7 @@ impl Engine {
                     let tx = format!("{}{}", names.tx_prefix, crate::oidc::callback::state_id(state));
                     cookies.iter().any(|(n, _)| n == &tx)
                 }
-                _ => !crate::session::cookies::session_cookie_names(&cookies, &names.session).is_empty(),
+                _ => !crate::session::cookies::session_cookie_names(cookies, &names.session).is_empty(),
             }
         };
         if owns(by_route) {
@@ -359,6 +361,10 @@ impl Engine {
         }
     }
 
+    fn cache_key(&self, bytes: &[u8]) -> cache::Key {
+        self.keyer.key_of(bytes)
+    }
+
     fn cache<R>(&self, index: usize, f: impl FnOnce(&mut VerdictCache) -> R) -> Option<R> {
         let mut caches = self.caches.try_borrow_mut().ok()?;
         caches.get_mut(index).map(f)
@@ -438,9 +444,11 @@ impl Rp<'_> {
         serde_json::from_slice(&plain).ok()
     }
 
-    /// Only the header hygiene: for pass-through paths.
+    /// Only the header hygiene: for pass-through paths. Only headers the request carries
+    /// are named (each removal is a host call).
     fn strip_only(&self, req: &RequestView) -> Forward {
-        Forward { remove_headers: self.party.strip.clone(), cookie: self.engine.upstream_cookie(req), ..Forward::default() }
+        let remove_headers = self.party.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
+        Forward { remove_headers, cookie: self.engine.upstream_cookie(req), ..Forward::default() }
     }
 
     /// Forwards an authenticated request: forged identity headers out, ours in.
@@ -452,7 +460,13 @@ impl Rp<'_> {
         }
         let mut fwd = self.strip_only(req);
         if let Some(auth) = authorization {
-            fwd.set_headers.push(("authorization".into(), auth));
+            // The client's own single Authorization header, unchanged: leave it in place.
+            let unchanged = req.header_values("authorization").as_slice() == [auth.as_bytes()];
+            if unchanged {
+                fwd.remove_headers.retain(|h| h != "authorization");
+            } else {
+                fwd.set_headers.push(("authorization".into(), auth));
+            }
         }
         fwd.set_headers.extend(identity::upstream_headers(identity, self.profile));
         Decision::Forward(fwd)

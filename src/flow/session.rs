@@ -77,15 +77,15 @@ fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session,
 pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>) -> Outcome {
     let names = rp.names(req);
     let cookies = req.cookies();
-    let present = cookies::session_cookie_names(&cookies, &names.session);
+    let present = cookies::session_cookie_names(cookies, &names.session);
     if present.is_empty() {
         return Outcome::None;
     }
-    let Some(sealed) = cookies::join(&cookies, &names.session) else {
+    let Some(sealed) = cookies::join(cookies, &names.session) else {
         cx.events.push(Event::SessionRejected(Reason::SessionInvalid));
         return Outcome::None;
     };
-    let key = cache::key_of(sealed.as_bytes());
+    let key = rp.engine.cache_key(sealed.as_bytes());
     let now = cx.now;
     let cached = rp.engine.cache(rp.index, |c| c.get(&key, now, |_| 0).cloned()).flatten();
     let (session, identity) = match cached.and_then(|v| v.session.clone().map(|s| (s, v.identity))) {
@@ -290,6 +290,6 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
 pub fn open_for_logout(rp: &Rp<'_>, req: &RequestView) -> Option<Session> {
     let names = rp.names(req);
     let cookies = req.cookies();
-    let sealed = cookies::join(&cookies, &names.session)?;
+    let sealed = cookies::join(cookies, &names.session)?;
     rp.open_json::<Session>(&rp.session_label(&names.session), &sealed)
 }

@@ -128,7 +128,9 @@ impl RootContext for Root {
             }
         };
         self.me = format!("{:016x}", HostEntropy.u64());
-        let engine = Engine::new(settings);
+        let mut seed = [0u8; 16];
+        HostEntropy.fill(&mut seed);
+        let engine = Engine::new(settings, seed);
         let views = vec![View::default(); engine.settings.providers.len()];
         let shared = Shared {
             engine,
