@@ -240,7 +240,7 @@ def check_routes(stack: BenchStack, routes: list[Route]) -> None:
             if resp.json()["headers"].get("x-auth-request-user") != "bench":
                 raise RuntimeError(f"{r.name}: the upstream did not get the identity")
     for listener in ("jwt_authn", "jwt_cached", "oidc_edge"):
-        resp = http.get(stack.bench_url(listener, "/api/x"), timeout=10, allow_redirects=False)
+        resp = http.get(stack.bench_url(listener, "/api/x"), headers={"Accept": "application/json"}, timeout=10, allow_redirects=False)
         if resp.status_code != 401:
             raise RuntimeError(f"{listener} without a token answered {resp.status_code}, not 401")
 
