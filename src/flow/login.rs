@@ -93,7 +93,7 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
         ("cache-control".to_string(), "no-store".to_string()),
         ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))),
     ];
-    let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| n.starts_with(&names.tx_prefix)).collect();
+    let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| is_tx_cookie(n, &names.tx_prefix)).collect();
     if pending.len() >= MAX_PENDING_LOGINS {
         for n in pending {
             headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
@@ -105,6 +105,12 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     }
     cx.events.push(Event::LoginStarted);
     Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+}
+
+/// A login cookie of the filter's own form (prefix + base64url state id). Only such names
+/// are ever echoed into a `Set-Cookie`: a name the client made up may hold control characters.
+pub fn is_tx_cookie(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// `auth_query_params`: `k=v`, a bare `k` for an empty list, repeated keys for several values.

@@ -36,7 +36,7 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     for name in cookies::session_cookie_names(cookies, &names.session) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(&name, &names.attrs)));
     }
-    for (name, _) in cookies.iter().filter(|(n, _)| n.starts_with(&names.tx_prefix)) {
+    for (name, _) in cookies.iter().filter(|(n, _)| super::login::is_tx_cookie(n, &names.tx_prefix)) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(name, &names.attrs)));
     }
     if let Some(sealed) = cookies::join(cookies, &names.session) {
