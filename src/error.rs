@@ -60,6 +60,8 @@ pub enum Reason {
     JwksInvalid,
     FetchFailed,
     NotReady,
+    Forbidden,
+    OriginRefused,
     Internal,
 }
 
@@ -115,6 +117,8 @@ impl Reason {
             JwksInvalid => "jwks_invalid",
             FetchFailed => "fetch_failed",
             NotReady => "not_ready",
+            Forbidden => "forbidden",
+            OriginRefused => "origin_refused",
             Internal => "internal",
         }
     }
@@ -171,6 +175,8 @@ impl Reason {
             JwksInvalid => "the identity provider's key set is not valid",
             FetchFailed => "the identity provider could not be reached",
             NotReady => "the identity provider's metadata and keys are not loaded yet",
+            Forbidden => "the account does not satisfy the access rules of this application",
+            OriginRefused => "a cookie-authenticated WebSocket from another origin is refused",
             Internal => "an internal error occurred",
         }
     }

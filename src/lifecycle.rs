@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::ProviderConfig;
 use crate::http::{CallResponse, Endpoint, HttpCall};
-use crate::jwks::{self, Rotation};
+use crate::jwks;
 use crate::oidc::discovery;
 use crate::provider::{self, Keys, Snapshot};
 use crate::store::SharedStore;
@@ -65,11 +65,9 @@ struct Lease {
 
 /// The refresh policy of one provider, as seen by one VM (`me` names it in the lease).
 pub struct Refresher<'a> {
-    pub settings: &'a Settings,
+    pub provider: &'a ProviderConfig,
     pub keys: &'a Keys,
     pub me: &'a str,
-    pub rotation: Rotation,
-    pub kid_refetch_cooldown: u64,
 }
 
 impl Refresher<'_> {
@@ -81,17 +79,25 @@ impl Refresher<'_> {
             return None;
         }
         let endpoint = match target {
-            Target::Discovery => self.settings.discovery.clone(),
-            Target::Jwks => snap.discovery.as_ref()?.jwks_uri.clone(),
+            Target::Discovery => self.provider.discovery.clone()?,
+            Target::Jwks => self.jwks_endpoint(&snap)?,
         };
         if trigger == "unknown_kid" {
-            self.update(store, |s| s.kid_refetch_started_at = now);
+            self.stamp(store, |s| s.kid_refetch_started_at = now);
         }
-        Some(Plan { target, call: HttpCall::get(endpoint, self.settings.idp_timeout_ms), trigger })
+        Some(Plan { target, call: HttpCall::get(endpoint, self.provider.timeout_ms), trigger })
+    }
+
+    /// The JWKS location: configured, else from discovery. `None` with static keys.
+    fn jwks_endpoint(&self, snap: &Snapshot) -> Option<Endpoint> {
+        if self.provider.static_keys.is_some() {
+            return None;
+        }
+        self.provider.endpoints.jwks_uri.clone().or_else(|| snap.discovery.as_ref().map(|d| d.jwks_uri.clone()))
     }
 
     fn due(&self, snap: &Snapshot, now: UnixTime) -> Option<(Target, &'static str)> {
-        if now >= snap.next_discovery_at {
+        if self.provider.discovery.is_some() && now >= snap.next_discovery_at {
             let trigger = match (snap.discovery.is_some(), snap.discovery_failures) {
                 (false, 0) => "initial",
                 (_, f) if f > 0 => "retry",
@@ -99,7 +105,7 @@ impl Refresher<'_> {
             };
             return Some((Target::Discovery, trigger));
         }
-        snap.discovery.as_ref()?;
+        self.jwks_endpoint(snap)?;
         if now >= snap.next_jwks_at {
             let trigger = match (snap.keys.is_empty(), snap.jwks_failures) {
                 (true, 0) => "initial",
@@ -109,7 +115,7 @@ impl Refresher<'_> {
             return Some((Target::Jwks, trigger));
         }
         if snap.kid_refetch_requested_at > snap.kid_refetch_started_at
-            && now >= after(snap.kid_refetch_started_at, self.kid_refetch_cooldown)
+            && now >= after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown)
         {
             return Some((Target::Jwks, "unknown_kid"));
         }
@@ -138,11 +144,10 @@ impl Refresher<'_> {
             time: now,
         };
         let parsed = outcome.and_then(|body| match plan.target {
-            Target::Discovery => discovery::parse(body, &self.settings.issuer).map(|d| Parsed::Discovery(Box::new(d))),
+            Target::Discovery => discovery::parse(body, &self.provider.issuer).map(|d| Parsed::Discovery(Box::new(d))),
             Target::Jwks => jwks::parse_jwks(body).map(|(set, _)| Parsed::Jwks(set)),
         });
-        let settings = self.settings;
-        let rotation = self.rotation;
+        let provider = self.provider;
         match parsed {
             Ok(result) => {
                 self.update(store, |s| {
@@ -157,14 +162,14 @@ impl Refresher<'_> {
                             s.discovery = Some(d.as_ref().clone());
                             s.discovery_fetched_at = now;
                             s.discovery_failures = 0;
-                            s.next_discovery_at = after(now, settings.discovery_refresh_interval);
+                            s.next_discovery_at = after(now, provider.discovery_refresh_interval);
                         }
                         Parsed::Jwks(set) => {
-                            let merged = jwks::merge(&s.keys, set, rotation, now);
+                            let merged = jwks::merge(&s.keys, set, provider.rotation, now);
                             s.keys = merged.keys;
                             s.jwks_fetched_at = now;
                             s.jwks_failures = 0;
-                            s.next_jwks_at = after(now, settings.jwks_refresh_interval);
+                            s.next_jwks_at = after(now, provider.jwks_refresh_interval);
                             audit.keys_added = merged.added;
                             audit.keys_removed = merged.removed;
                         }
@@ -200,32 +205,53 @@ impl Refresher<'_> {
 
     /// Asks for a JWKS refetch because a plausible token named an unknown `kid`. Returns
     /// false while the cooldown since the last such refetch runs: the caller then rejects.
+    /// Static keys have nothing to refetch: the caller rejects at once.
     pub fn request_kid_refetch(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
-        let (snap, _) = provider::read(store, self.keys);
-        if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.kid_refetch_cooldown) {
+        if self.provider.static_keys.is_some() {
             return false;
         }
+        let (snap, _) = provider::read(store, self.keys);
+        if snap.kid_refetch_started_at != 0 && now < after(snap.kid_refetch_started_at, self.provider.kid_refetch_cooldown) {
+            // A refetch still in flight (started, not yet answered, lease not expired)
+            // may bring this kid too: wait for it with the others instead of refusing.
+            let in_flight = snap.kid_refetch_started_at > snap.last_attempt_at && now < after(snap.kid_refetch_started_at, self.lease_secs());
+            return in_flight;
+        }
         if snap.kid_refetch_requested_at <= snap.kid_refetch_started_at {
-            self.update(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
+            self.stamp(store, |s| s.kid_refetch_requested_at = now.max(s.kid_refetch_started_at.saturating_add(1)));
         }
         true
     }
 
-    /// Read-modify-write of the snapshot under CAS, then a generation bump.
-    fn update(&self, store: &mut dyn SharedStore, mut change: impl FnMut(&mut Snapshot)) {
-        for _ in 0..8 {
-            let (mut snap, cas) = provider::read(store, self.keys);
-            change(&mut snap);
-            let Ok(bytes) = serde_json::to_vec(&snap) else { return };
-            if store.set(&self.keys.snapshot, &bytes, cas).is_ok() {
-                provider::bump_generation(store, self.keys);
-                return;
-            }
+    /// Read-modify-write of the snapshot under CAS, then a generation bump: views rebuild and
+    /// requests waiting for keys are decided again.
+    fn update(&self, store: &mut dyn SharedStore, change: impl FnMut(&mut Snapshot)) {
+        if self.write(store, change) {
+            provider::bump_generation(store, self.keys);
         }
     }
 
+    /// The unknown-`kid` refetch stamps: read from the store by `poll` and
+    /// `request_kid_refetch`, never by a view, so the generation stays. A bump here would
+    /// wake a request waiting for the refetch at the next tick, before the keys arrive.
+    fn stamp(&self, store: &mut dyn SharedStore, change: impl FnMut(&mut Snapshot)) {
+        self.write(store, change);
+    }
+
+    fn write(&self, store: &mut dyn SharedStore, mut change: impl FnMut(&mut Snapshot)) -> bool {
+        for _ in 0..8 {
+            let (mut snap, cas) = provider::read(store, self.keys);
+            change(&mut snap);
+            let Ok(bytes) = serde_json::to_vec(&snap) else { return false };
+            if store.set(&self.keys.snapshot, &bytes, cas).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
     fn lease_secs(&self) -> u64 {
-        (self.settings.idp_timeout_ms / 1000).saturating_add(5)
+        (self.provider.timeout_ms / 1000).saturating_add(5)
     }
 
     fn acquire(&self, store: &mut dyn SharedStore, now: UnixTime) -> bool {
@@ -282,6 +308,39 @@ pub fn backoff(failures: u32, loaded: bool, jitter: u64) -> u64 {
     half.saturating_add(jitter.checked_rem(half.saturating_add(1)).unwrap_or(0))
 }
 
+fn metric_prefix(provider: usize, target: Target) -> String {
+    let what = match target {
+        Target::Discovery => "discovery",
+        Target::Jwks => "jwks",
+    };
+    if provider == 0 {
+        format!("oidc_edge.{what}")
+    } else {
+        format!("oidc_edge.provider{provider}.{what}")
+    }
+}
+
+/// The counter an attempt increments: `oidc_edge.jwks.fetch_success` / `fetch_failure`
+/// (`oidc_edge.provider<N>.` for providers after the first).
+pub fn counter(provider: usize, audit: &Audit) -> String {
+    let outcome = if audit.succeeded() { "fetch_success" } else { "fetch_failure" };
+    format!("{}.{outcome}", metric_prefix(provider, audit.target))
+}
+
+/// The gauges an attempt sets: last attempt, last success (Unix seconds), keys in force.
+/// "Last attempt" moving on while "last success" stays behind shows a failing refresh.
+pub fn gauges(provider: usize, audit: &Audit) -> Vec<(String, u64)> {
+    let prefix = metric_prefix(provider, audit.target);
+    let mut out = vec![(format!("{prefix}.last_attempt_unix"), audit.time)];
+    if audit.succeeded() {
+        out.push((format!("{prefix}.last_success_unix"), audit.time));
+    }
+    if audit.target == Target::Jwks {
+        out.push((format!("{prefix}.keys"), u64::try_from(audit.keys_in_force).unwrap_or(u64::MAX)));
+    }
+    out
+}
+
 /// The endpoint a plan targets, for logs.
 pub fn endpoint_of(plan: &Plan) -> &Endpoint {
     &plan.call.endpoint
@@ -293,8 +352,8 @@ mod tests {
     use crate::store::MemoryStore;
     use serde_json::json;
 
-    fn settings() -> Settings {
-        Settings::from_json(
+    fn settings() -> ProviderConfig {
+        crate::config::Settings::from_json(
             json!({
                 "issuer": "https://idp.example.com",
                 "idp_cluster": "idp",
@@ -306,6 +365,8 @@ mod tests {
             .as_bytes(),
         )
         .unwrap()
+        .providers
+        .remove(0)
     }
 
     fn discovery_body() -> Vec<u8> {
@@ -331,8 +392,16 @@ mod tests {
         CallResponse { status: 200, headers: vec![], body }
     }
 
-    fn refresher<'a>(s: &'a Settings, k: &'a Keys, me: &'a str) -> Refresher<'a> {
-        Refresher { settings: s, keys: k, me, rotation: Rotation::Replace, kid_refetch_cooldown: 30 }
+    /// Discovery then a JWKS with key `a`, at time 0.
+    fn load(r: &Refresher<'_>, store: &mut MemoryStore) {
+        let p = r.poll(store, 0).unwrap();
+        r.complete(store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(store, 0).unwrap();
+        r.complete(store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+    }
+
+    fn refresher<'a>(s: &'a ProviderConfig, k: &'a Keys, me: &'a str) -> Refresher<'a> {
+        Refresher { provider: s, keys: k, me }
     }
 
     #[test]
@@ -359,8 +428,8 @@ mod tests {
 
         assert!(vms.iter().all(|me| refresher(&s, &k, me).poll(&mut store, 102).is_none()), "nothing due");
         let mut view = provider::View::default();
-        view.sync(&store, &k);
-        assert!(view.is_ready());
+        view.sync(&store, &k, &s);
+        assert!(view.is_ready(&s, 102));
         // The next scheduled refresh comes after the interval.
         let plan = refresher(&s, &k, "vm3").poll(&mut store, 101 + 3600).unwrap();
         assert_eq!((plan.target, plan.trigger), (Target::Jwks, "scheduled"));
@@ -383,10 +452,7 @@ mod tests {
         let k = Keys::new("t");
         let mut store = MemoryStore::default();
         let r = refresher(&s, &k, "vm");
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+        load(&r, &mut store);
 
         let bad: Vec<CallResponse> = vec![
             CallResponse { status: 500, headers: vec![], body: b"oops".to_vec() },
@@ -413,7 +479,7 @@ mod tests {
             t = audit.next_attempt_at;
         }
         let mut view = provider::View::default();
-        view.sync(&store, &k);
+        view.sync(&store, &k, &s);
         assert_eq!(view.keys.keys().len(), 1);
         let dispatch_failed = r.poll(&mut store, t).unwrap();
         let audit = r.complete(&mut store, &dispatch_failed, None, t, 0);
@@ -440,10 +506,7 @@ mod tests {
         let k = Keys::new("t");
         let mut store = MemoryStore::default();
         let r = refresher(&s, &k, "vm");
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
-        let p = r.poll(&mut store, 0).unwrap();
-        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+        load(&r, &mut store);
 
         // A flood of unknown kids from many workers: one refetch.
         for i in 0..50 {
@@ -459,6 +522,81 @@ mod tests {
         // After it: allowed again.
         assert!(r.request_kid_refetch(&mut store, 131));
         assert_eq!(r.poll(&mut store, 131).map(|p| p.trigger), Some("unknown_kid"));
+    }
+
+    #[test]
+    fn refetch_stamps_leave_the_generation_until_the_fetch_completes() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(discovery_body())), 0, 0);
+        let p = r.poll(&mut store, 0).unwrap();
+        r.complete(&mut store, &p, Some(&ok(jwks_body(&["a"]))), 0, 0);
+
+        // A request parks with this generation; every tick compares against it.
+        let parked_at = provider::generation(&store, &k);
+        assert!(r.request_kid_refetch(&mut store, 100));
+        assert_eq!(provider::generation(&store, &k), parked_at, "asking for a refetch changes no keys");
+        let plan = r.poll(&mut store, 100).expect("refetch due");
+        assert_eq!(plan.trigger, "unknown_kid");
+        assert_eq!(provider::generation(&store, &k), parked_at, "starting it changes no keys either");
+        assert!(r.request_kid_refetch(&mut store, 101), "while it is in flight, others wait for it");
+        assert_eq!(provider::generation(&store, &k), parked_at);
+        r.complete(&mut store, &plan, Some(&ok(jwks_body(&["a", "b"]))), 101, 0);
+        assert!(!r.request_kid_refetch(&mut store, 102), "answered: the cooldown runs from the start");
+        assert_ne!(provider::generation(&store, &k), parked_at, "the answer wakes the waiting requests");
+
+        // A failed refetch wakes them too (to be rejected), not only a successful one.
+        let before = provider::generation(&store, &k);
+        assert!(r.request_kid_refetch(&mut store, 200));
+        let plan = r.poll(&mut store, 200).unwrap();
+        r.complete(&mut store, &plan, Some(&CallResponse { status: 500, headers: vec![], body: vec![] }), 200, 0);
+        assert_ne!(provider::generation(&store, &k), before);
+    }
+
+    #[test]
+    fn tokens_arriving_while_the_refetch_is_in_flight_wait_for_it() {
+        let s = settings();
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        load(&r, &mut store);
+        assert!(r.request_kid_refetch(&mut store, 100));
+        let plan = r.poll(&mut store, 101).unwrap();
+        assert_eq!(plan.trigger, "unknown_kid");
+        // The IdP is slow: more new-kid tokens come while the fetch is out.
+        assert!(refresher(&s, &k, "w2").request_kid_refetch(&mut store, 102), "in flight: wait for it");
+        assert!(refresher(&s, &k, "w2").poll(&mut store, 102).is_none(), "and no second fetch");
+        r.complete(&mut store, &plan, Some(&ok(jwks_body(&["a", "b"]))), 103, 0);
+        assert!(!r.request_kid_refetch(&mut store, 104), "answered: the cooldown refuses now");
+    }
+
+    #[test]
+    fn static_keys_are_never_refetched() {
+        let s = crate::config::Settings::from_json(
+            json!({
+                "issuer": "https://idp.example.com",
+                "idp_cluster": "idp",
+                "client_id": "app",
+                "client_secret": "s",
+                "cookie_secret": crate::b64::std_encode(&[1u8; 32]),
+                "authorization_endpoint": "https://idp.example.com/auth",
+                "token_endpoint": "https://idp.example.com/token",
+                "jwks": {"keys": [{"kty": "RSA", "kid": "a", "n": crate::jwks::tests_support::RSA_N, "e": "AQAB"}]},
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+        .providers
+        .remove(0);
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        assert!(!r.request_kid_refetch(&mut store, 100), "nothing to fetch: reject at once instead of waiting");
+        assert!(r.poll(&mut store, 100).is_none());
     }
 
     #[test]

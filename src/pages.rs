@@ -57,6 +57,59 @@ pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
     )
 }
 
+/// The claims do not satisfy `require`: a page for people, JSON for programs.
+pub fn forbidden(browser: bool) -> LocalResponse {
+    if browser {
+        return error_page(
+            403,
+            "Access denied",
+            "You are signed in, but your account is not allowed to use this application.",
+            "If you think this is wrong, ask the site's administrator for access, quoting the code below.",
+            Reason::Forbidden,
+        );
+    }
+    LocalResponse {
+        status: 403,
+        headers: page_headers("application/json"),
+        body: format!("{{\"error\":\"forbidden\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
+    }
+}
+
+/// A WebSocket opened with the session cookie from another site's page (CSWSH).
+pub fn forbidden_origin() -> LocalResponse {
+    LocalResponse {
+        status: 403,
+        headers: page_headers("application/json"),
+        body: format!("{{\"error\":\"forbidden\",\"error_description\":\"{}\"}}\n", Reason::OriginRefused.describe()),
+    }
+}
+
+/// Logout asked for by a request that does not show it comes from this site: a button
+/// that posts the logout from here instead of logging out on another site's behalf.
+pub fn logout_confirm(path: &str) -> LocalResponse {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
+<body style=\"font-family:system-ui,sans-serif;max-width:36em;margin:4em auto\"><h1>Sign out?</h1>\
+<form method=\"post\" action=\"{}\"><button type=\"submit\">Sign out</button></form></body></html>\n",
+        escape_html(path)
+    );
+    LocalResponse { status: 200, headers: page_headers("text/html; charset=utf-8"), body }
+}
+
+/// The end of a login under `cookie_same_site: strict`: a page that goes on to `location`
+/// (a same-origin path) by itself, so that the next request is this site's own navigation
+/// and carries the `Strict` session cookie. The link is for browsers that ignore refresh.
+pub fn continue_to(location: &str) -> LocalResponse {
+    let url = escape_html(location);
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Signed in</title></head>\
+<body style=\"font-family:system-ui,sans-serif;max-width:36em;margin:4em auto\">\
+<p>Signed in. <a href=\"{url}\">Continue</a></p></body></html>\n"
+    );
+    LocalResponse { status: 200, headers: page_headers("text/html; charset=utf-8"), body }
+}
+
 /// RFC 6750 3: a 401 with a `Bearer` challenge and a small JSON body.
 pub fn unauthorized(reason: Option<Reason>) -> LocalResponse {
     let (challenge, body) = match reason {
@@ -109,5 +162,8 @@ mod tests {
         assert_eq!(n.status, 503);
         assert!(n.headers.iter().any(|(k, v)| k == "retry-after" && v == "5"));
         assert_eq!(not_ready(true, 5).status, 401);
+        let c = continue_to("/a?x=\"><script>&y");
+        assert_eq!(c.status, 200);
+        assert!(!c.body.contains("<script>") && c.body.contains("url=/a?x=&quot;&gt;&lt;script&gt;&amp;y\""), "{}", c.body);
     }
 }

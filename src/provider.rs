@@ -1,13 +1,16 @@
-//! What every worker needs to know about the IdP: the shared snapshot and each VM's parsed view of it.
+//! What every worker needs to know about an IdP: the shared snapshot and each VM's parsed view of it.
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ProviderConfig;
+use crate::http::Endpoint;
 use crate::jwks::{self, KeySet, StoredKey};
 use crate::oidc::discovery::Discovery;
 use crate::store::SharedStore;
-use crate::time::UnixTime;
+use crate::time::{after, UnixTime};
 
-/// The provider state kept in shared data, written only by the VM holding the fetch lease.
+/// The provider state kept in shared data, written only by the VM holding the fetch lease
+/// (and, for the refetch request stamp, by any worker under CAS).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub discovery: Option<Discovery>,
@@ -32,7 +35,6 @@ pub struct Keys {
     pub snapshot: String,
     pub generation: String,
     pub lease: String,
-    pub used_states: String,
 }
 
 impl Keys {
@@ -41,7 +43,6 @@ impl Keys {
             snapshot: format!("oidc-edge/{namespace}/provider"),
             generation: format!("oidc-edge/{namespace}/generation"),
             lease: format!("oidc-edge/{namespace}/lease"),
-            used_states: format!("oidc-edge/{namespace}/used-states"),
         }
     }
 }
@@ -77,46 +78,67 @@ pub fn bump_generation(store: &mut dyn SharedStore, keys: &Keys) {
     }
 }
 
-/// A VM's parsed view of the snapshot, rebuilt only when the generation moves.
+/// The endpoints a login uses: discovery's values, each replaced by an explicit one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub authorization_endpoint: Endpoint,
+    pub token_endpoint: Endpoint,
+    pub userinfo_endpoint: Option<Endpoint>,
+    pub end_session_endpoint: Option<Endpoint>,
+    /// RFC 9207: the authorization response must carry `iss`.
+    pub iss_parameter_supported: bool,
+}
+
+/// A VM's parsed view of one provider, rebuilt only when the generation moves.
 #[derive(Debug, Clone, Default)]
 pub struct View {
     pub generation: u64,
-    pub discovery: Option<Discovery>,
+    pub metadata: Option<Metadata>,
     pub keys: KeySet,
     pub jwks_fetched_at: UnixTime,
-    pub kid_refetch_started_at: UnixTime,
+    static_keys: bool,
+    synced_once: bool,
 }
 
 impl View {
-    pub fn from_snapshot(snapshot: &Snapshot, generation: u64) -> View {
-        View {
-            generation,
-            discovery: snapshot.discovery.clone(),
-            keys: jwks::from_stored(&snapshot.keys),
-            jwks_fetched_at: snapshot.jwks_fetched_at,
-            kid_refetch_started_at: snapshot.kid_refetch_started_at,
-        }
+    fn build(cfg: &ProviderConfig, snapshot: &Snapshot, generation: u64) -> View {
+        let d = snapshot.discovery.as_ref();
+        let o = &cfg.endpoints;
+        let authorization = o.authorization.clone().or_else(|| d.map(|d| d.authorization_endpoint.clone()));
+        let token = o.token.clone().or_else(|| d.map(|d| d.token_endpoint.clone()));
+        let metadata = match (authorization, token) {
+            (Some(authorization_endpoint), Some(token_endpoint)) => Some(Metadata {
+                authorization_endpoint,
+                token_endpoint,
+                userinfo_endpoint: o.userinfo.clone().or_else(|| d.and_then(|d| d.userinfo_endpoint.clone())),
+                end_session_endpoint: o.end_session.clone().or_else(|| d.and_then(|d| d.end_session_endpoint.clone())),
+                iss_parameter_supported: d.is_some_and(|d| d.iss_parameter_supported),
+            }),
+            _ => None,
+        };
+        let (keys, static_keys) = match &cfg.static_keys {
+            Some(list) => (jwks::parse_key_list(list).map(|(s, _)| s).unwrap_or_default(), true),
+            None => (jwks::from_stored(&snapshot.keys), false),
+        };
+        View { generation, metadata, keys, jwks_fetched_at: snapshot.jwks_fetched_at, static_keys, synced_once: true }
     }
 
-    /// Ready to serve: the metadata and at least one key are loaded.
-    pub fn is_ready(&self) -> bool {
-        self.discovery.is_some() && !self.keys.is_empty()
+    /// Keys are usable while the last successful fetch is younger than `max_key_staleness`.
+    pub fn keys_fresh(&self, cfg: &ProviderConfig, now: UnixTime) -> bool {
+        !self.keys.is_empty() && (self.static_keys || now < after(self.jwks_fetched_at, cfg.max_key_staleness))
+    }
+
+    /// Ready to validate tokens (and, unless keys-only, to log in).
+    pub fn is_ready(&self, cfg: &ProviderConfig, now: UnixTime) -> bool {
+        self.keys_fresh(cfg, now) && (cfg.keys_only || self.metadata.is_some())
     }
 
     /// Brings the view up to date with the store; cheap when nothing changed.
-    pub fn sync(&mut self, store: &dyn SharedStore, keys: &Keys) {
+    pub fn sync(&mut self, store: &dyn SharedStore, keys: &Keys, cfg: &ProviderConfig) {
         let generation = generation(store, keys);
-        if generation != self.generation || (!self.is_ready() && generation != 0) {
+        if generation != self.generation || !self.synced_once {
             let (snapshot, _) = read(store, keys);
-            *self = View::from_snapshot(&snapshot, generation);
+            *self = View::build(cfg, &snapshot, generation);
         }
     }
-}
-
-/// The shared-data namespace of one relying party: derived from what identifies it, so
-/// two configurations never read each other's state.
-pub fn namespace(settings: &crate::config::Settings) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{}\n{}", settings.issuer, settings.client_id).as_bytes());
-    crate::b64::url_encode(digest.get(..12).unwrap_or_default())
 }

@@ -13,6 +13,8 @@ pub struct RequestView {
     /// Path and query as sent (`:path`).
     pub path: String,
     headers: Vec<(String, Vec<u8>)>,
+    /// `Cookie` parsed on first use: several steps of one request read it.
+    cookies: std::cell::OnceCell<Vec<(String, String)>>,
 }
 
 /// Who is asking, which decides between a redirect to the IdP and a 401.
@@ -28,7 +30,13 @@ pub enum ClientKind {
 
 impl RequestView {
     pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> RequestView {
-        let headers: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        // Envoy hands names over lower-cased already; this only guards other hosts, in place.
+        let mut headers = headers;
+        for (n, _) in headers.iter_mut() {
+            if n.bytes().any(|b| b.is_ascii_uppercase()) {
+                n.make_ascii_lowercase();
+            }
+        }
         let text = |name: &str| -> String {
             headers
                 .iter()
@@ -40,7 +48,14 @@ impl RequestView {
         let forwarded = text("x-forwarded-proto");
         let forwarded = forwarded.split(',').next().unwrap_or_default().trim().to_ascii_lowercase();
         let scheme = if forwarded == "https" || forwarded == "http" { forwarded } else { text(":scheme").to_ascii_lowercase() };
-        RequestView { method: text(":method"), scheme, authority: text(":authority"), path: text(":path"), headers }
+        RequestView {
+            method: text(":method"),
+            scheme,
+            authority: text(":authority"),
+            path: text(":path"),
+            headers,
+            cookies: std::cell::OnceCell::new(),
+        }
     }
 
     /// The first value of a header.
@@ -57,8 +72,9 @@ impl RequestView {
         self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_slice()).collect()
     }
 
-    pub fn cookies(&self) -> Vec<(String, String)> {
-        cookies::parse(&self.header_values("cookie"))
+    /// The request's cookies, in order (parsed once).
+    pub fn cookies(&self) -> &[(String, String)] {
+        self.cookies.get_or_init(|| cookies::parse(&self.header_values("cookie")))
     }
 
     /// The path without its query string.
@@ -116,8 +132,13 @@ impl RequestView {
                 return ClientKind::Api;
             }
         }
+        // A browser navigation always asks for HTML. A client that says nothing about
+        // what it accepts (no `Accept`, or only `*/*`: curl, scripts, test drivers) gets the
+        // login redirect too, as oauth2-proxy and Envoy's OAuth2 filter do; one that asks
+        // for something else (`application/json`, ...) is an API client.
         let accept = self.header_str("accept").unwrap_or_default().to_ascii_lowercase();
-        if accept.contains("text/html") || accept.contains("application/xhtml+xml") {
+        let says_nothing = accept.split(',').all(|part| matches!(part.split(';').next().unwrap_or_default().trim(), "" | "*/*"));
+        if says_nothing || accept.contains("text/html") || accept.contains("application/xhtml+xml") {
             ClientKind::Browser
         } else {
             ClientKind::Api
@@ -183,8 +204,11 @@ mod tests {
             ("GET", vec![html, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "image")], ClientKind::Api),
             ("GET", vec![html, ("x-requested-with", "XMLHttpRequest")], ClientKind::Api),
             ("GET", vec![("accept", "application/json")], ClientKind::Api),
-            ("GET", vec![("accept", "*/*")], ClientKind::Api),
-            ("GET", vec![], ClientKind::Api),
+            ("GET", vec![("accept", "*/*")], ClientKind::Browser),
+            ("GET", vec![("accept", "*/*;q=0.8")], ClientKind::Browser),
+            ("GET", vec![], ClientKind::Browser),
+            ("GET", vec![("accept", "application/json, text/plain, */*")], ClientKind::Api),
+            ("GET", vec![("accept", "*/*"), ("sec-fetch-mode", "cors")], ClientKind::Api),
             ("POST", vec![html], ClientKind::Api),
             ("HEAD", vec![html], ClientKind::Browser),
             ("GET", vec![html, ("upgrade", "websocket"), ("connection", "Upgrade")], ClientKind::WebSocket),
@@ -225,7 +249,7 @@ mod tests {
         h.push(("authorization".into(), b"Bearer \xff\xfe".to_vec()));
         let r = RequestView::from_headers(h);
         assert_eq!(r.bearer_token(), None);
-        assert_eq!(r.cookies(), vec![("b".to_string(), "2".to_string())]);
+        assert_eq!(r.cookies(), [("b".to_string(), "2".to_string())]);
     }
 
     #[test]

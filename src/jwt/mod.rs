@@ -1,6 +1,7 @@
 //! Compact JWS parsing and the header rules of RFC 7515 / RFC 8725; the whole token check in `validate`.
 
 pub mod claims;
+pub mod rsa;
 pub mod verify;
 
 use serde_json::{Map, Value};
@@ -112,7 +113,17 @@ pub fn parse(token: &str, max_len: usize) -> Result<UnverifiedJwt<'_>, Reason> {
     let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(Reason::TokenMalformed);
     };
-    if h64.is_empty() || p64.is_empty() || s64.is_empty() {
+    // The header is judged first, so an unsigned token (`alg: none`, empty signature)
+    // is reported as what it is.
+    if h64.is_empty() {
+        return Err(Reason::TokenMalformed);
+    }
+    if let Some(header) = b64::url_decode(h64) {
+        if let Err(reason @ (Reason::AlgNone | Reason::AlgNotAllowed | Reason::AlgMissing)) = parse_header(&header) {
+            return Err(reason);
+        }
+    }
+    if p64.is_empty() || s64.is_empty() {
         return Err(Reason::TokenMalformed);
     }
     let signing_input = token
@@ -250,6 +261,7 @@ mod tests {
             ("a.b".into(), Reason::TokenMalformed),
             ("a.b.c.d".into(), Reason::TokenMalformed),
             (format!("{h}.{p}."), Reason::TokenMalformed),
+            (format!("{}.{p}.", enc(r#"{"alg":"none"}"#)), Reason::AlgNone),
             (format!("{h}..c2ln"), Reason::TokenMalformed),
             (format!(".{p}.c2ln"), Reason::TokenMalformed),
             (format!("{h}.{p}.c2ln="), Reason::TokenBadBase64),

@@ -3,50 +3,103 @@
 use serde_json::Value;
 
 use crate::b64;
-use crate::config::{ClientAuth, Settings};
+use crate::config::{ClientAuth, Profile};
 use crate::error::Reason;
 use crate::http::{form_encode, percent_encode, CallResponse, Endpoint, HttpCall};
+use crate::time::{after, UnixTime};
 
-/// Builds the authorization code exchange, with the client authentication configured.
-pub fn code_exchange(settings: &Settings, token_endpoint: &Endpoint, code: &str, redirect_uri: &str, code_verifier: &str) -> HttpCall {
-    let mut form: Vec<(&str, &str)> = vec![
+/// What a token request needs besides its grant: who the client is, and for
+/// `client_secret_jwt` a fresh assertion id and the time.
+pub struct Client<'a> {
+    pub profile: &'a Profile,
+    pub timeout_ms: u64,
+    pub now: UnixTime,
+    /// 16 random bytes for the assertion's `jti` (RFC 7523 3, single use).
+    pub jti: [u8; 16],
+}
+
+/// Builds the authorization code exchange (RFC 6749 4.1.3, RFC 7636 4.5).
+pub fn code_exchange(client: &Client<'_>, token_endpoint: &Endpoint, code: &str, redirect_uri: &str, code_verifier: &str) -> HttpCall {
+    let form: Vec<(&str, &str)> = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", redirect_uri),
         ("code_verifier", code_verifier),
     ];
-    token_call(settings, token_endpoint, &mut form)
+    token_call(client, token_endpoint, form)
 }
 
-fn token_call<'a>(settings: &'a Settings, token_endpoint: &Endpoint, form: &mut Vec<(&'a str, &'a str)>) -> HttpCall {
+/// Builds a refresh grant (RFC 6749 6).
+pub fn refresh(client: &Client<'_>, token_endpoint: &Endpoint, refresh_token: &str) -> HttpCall {
+    let form: Vec<(&str, &str)> = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    token_call(client, token_endpoint, form)
+}
+
+fn token_call(client: &Client<'_>, token_endpoint: &Endpoint, form: Vec<(&str, &str)>) -> HttpCall {
+    let p = client.profile;
+    let mut form: Vec<(String, String)> = form.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut headers = vec![
         ("content-type".to_string(), "application/x-www-form-urlencoded".to_string()),
         ("accept".to_string(), "application/json".to_string()),
     ];
-    match settings.client_auth {
+    match p.client_auth {
         ClientAuth::Basic => {
             // RFC 6749 2.3.1: id and secret are form-encoded before base64.
-            let creds = format!("{}:{}", percent_encode(&settings.client_id), percent_encode(&settings.client_secret));
+            let creds = format!("{}:{}", percent_encode(&p.client_id), percent_encode(&p.client_secret));
             headers.push(("authorization".to_string(), format!("Basic {}", b64::std_encode(creds.as_bytes()))));
         }
         ClientAuth::Post => {
-            form.push(("client_id", &settings.client_id));
-            form.push(("client_secret", &settings.client_secret));
+            form.push(("client_id".into(), p.client_id.clone()));
+            form.push(("client_secret".into(), p.client_secret.clone()));
+        }
+        ClientAuth::SecretJwt => {
+            form.push(("client_id".into(), p.client_id.clone()));
+            form.push(("client_assertion_type".into(), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+            form.push(("client_assertion".into(), client_assertion(client, token_endpoint)));
         }
     }
-    HttpCall {
-        method: "POST",
-        endpoint: token_endpoint.clone(),
-        headers,
-        body: Some(form_encode(form).into_bytes()),
-        timeout_ms: settings.idp_timeout_ms,
-    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    HttpCall { method: "POST", endpoint: token_endpoint.clone(), headers, body: Some(form_encode(&pairs).into_bytes()), timeout_ms: client.timeout_ms }
+}
+
+/// RFC 7523 2.2 / OIDC Core 9 `client_secret_jwt`: an HS256 JWT over the client secret,
+/// issued by and about the client, for the token endpoint, short-lived and single-use.
+pub fn client_assertion(client: &Client<'_>, token_endpoint: &Endpoint) -> String {
+    use hmac::{Hmac, Mac};
+    let p = client.profile;
+    let header = b64::url_encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "iss": p.client_id,
+        "sub": p.client_id,
+        "aud": token_endpoint.url(),
+        "jti": b64::url_encode(&client.jti),
+        "iat": client.now,
+        "exp": after(client.now, 60),
+    });
+    let payload = b64::url_encode(claims.to_string().as_bytes());
+    let signing_input = format!("{header}.{payload}");
+    let signature = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(p.client_secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(signing_input.as_bytes());
+            b64::url_encode(&mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    };
+    format!("{signing_input}.{signature}")
+}
+
+/// A userinfo request with the access token (OIDC Core 5.3.1).
+pub fn userinfo(endpoint: &Endpoint, access_token: &str, timeout_ms: u64) -> HttpCall {
+    let mut call = HttpCall::get(endpoint.clone(), timeout_ms);
+    call.headers.push(("authorization".into(), format!("Bearer {access_token}")));
+    call
 }
 
 /// A successful token response, reduced to what the filter keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
-    pub id_token: String,
+    /// Absent only in a refresh response (OIDC Core 12.2 makes it optional there).
+    pub id_token: Option<String>,
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: Option<u64>,
@@ -85,12 +138,14 @@ pub fn parse_response(resp: &CallResponse) -> Result<Tokens, TokenError> {
     };
     let text = |name: &str| map.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
     match map.get("token_type").and_then(Value::as_str) {
-        Some(t) if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop") => {}
+        // Only Bearer: the filter forwards the token as `Authorization: Bearer` and holds no
+        // DPoP key, so a sender-constrained token would be useless upstream.
+        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
         _ => return Err(fail(Reason::TokenResponseInvalid, "the token response's token_type is not Bearer".into(), false)),
     }
     let access_token = text("access_token")
         .ok_or_else(|| fail(Reason::TokenResponseInvalid, "the token response has no access_token".into(), false))?;
-    let id_token = text("id_token").ok_or_else(|| fail(Reason::IdTokenMissing, "the token response has no id_token".into(), false))?;
+    let id_token = text("id_token");
     let expires_in = map.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
     Ok(Tokens { id_token, access_token, refresh_token: text("refresh_token"), expires_in })
 }
@@ -100,20 +155,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn settings(auth: &str) -> Settings {
-        Settings::from_json(
-            json!({"issuer":"https://i","idp_cluster":"idp","client_id":"my app","client_secret":"p@ss:w%rd",
+    fn profile(auth: &str, secret: &str) -> Profile {
+        crate::config::Settings::from_json(
+            json!({"issuer":"https://i","idp_cluster":"idp","client_id":"my app","client_secret":secret,
                    "cookie_secret": b64::std_encode(&[0u8;32]), "token_endpoint_auth": auth})
             .to_string()
             .as_bytes(),
         )
         .unwrap()
+        .profiles
+        .remove(0)
+    }
+
+    fn client(p: &Profile) -> Client<'_> {
+        Client { profile: p, timeout_ms: 5000, now: 1000, jti: [7; 16] }
     }
 
     #[test]
     fn basic_auth_form_encodes_credentials() {
         let ep = Endpoint::parse("https://i/token").unwrap();
-        let call = code_exchange(&settings("client_secret_basic"), &ep, "c0de", "https://app/cb", "v");
+        let p = profile("client_secret_basic", "p@ss:w%rd");
+        let call = code_exchange(&client(&p), &ep, "c0de", "https://app/cb", "v");
         let auth = call.headers.iter().find(|(n, _)| n == "authorization").unwrap();
         let decoded = String::from_utf8(b64::std_decode(auth.1.strip_prefix("Basic ").unwrap()).unwrap()).unwrap();
         assert_eq!(decoded, "my%20app:p%40ss%3Aw%25rd");
@@ -125,22 +187,45 @@ mod tests {
     #[test]
     fn post_auth_puts_credentials_in_body() {
         let ep = Endpoint::parse("https://i/token").unwrap();
-        let call = code_exchange(&settings("client_secret_post"), &ep, "c", "r", "v");
+        let p = profile("client_secret_post", "p@ss:w%rd");
+        let call = code_exchange(&client(&p), &ep, "c", "r", "v");
         assert!(call.headers.iter().all(|(n, _)| n != "authorization"));
         let body = String::from_utf8(call.body.unwrap()).unwrap();
         assert!(body.ends_with("&client_id=my%20app&client_secret=p%40ss%3Aw%25rd"), "{body}");
     }
 
     #[test]
+    fn client_secret_jwt_assertion() {
+        let secret = "a-client-secret-of-at-least-32-characters";
+        let p = profile("client_secret_jwt", secret);
+        let ep = Endpoint::parse("https://i/token").unwrap();
+        let call = refresh(&client(&p), &ep, "rt");
+        let body = String::from_utf8(call.body.unwrap()).unwrap();
+        let q = crate::http::Query::parse(&body);
+        assert_eq!(q.single("grant_type"), Some("refresh_token"));
+        assert_eq!(q.single("client_assertion_type"), Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+        let assertion = q.single("client_assertion").unwrap();
+        // Verify it independently with jsonwebtoken's HMAC.
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.set_audience(&["https://i/token"]);
+        v.validate_exp = false;
+        let data = jsonwebtoken::decode::<Value>(assertion, &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()), &v).unwrap();
+        assert_eq!(data.claims["iss"], "my app");
+        assert_eq!(data.claims["sub"], "my app");
+        assert_eq!(data.claims["exp"], 1060);
+        assert!(call.headers.iter().all(|(n, _)| n != "authorization"));
+    }
+
+    #[test]
     fn responses() {
         let r = |status, body: Value| CallResponse { status, headers: vec![], body: body.to_string().into_bytes() };
         let ok = parse_response(&r(200, json!({"token_type":"Bearer","access_token":"at","id_token":"it","expires_in":300,"refresh_token":"rt"}))).unwrap();
-        assert_eq!((ok.id_token.as_str(), ok.expires_in, ok.refresh_token.as_deref()), ("it", Some(300), Some("rt")));
+        assert_eq!((ok.id_token.as_deref(), ok.expires_in, ok.refresh_token.as_deref()), (Some("it"), Some(300), Some("rt")));
         let e = parse_response(&r(400, json!({"error":"invalid_grant"}))).unwrap_err();
         assert!(e.refused && e.detail.contains("invalid_grant"));
         let e = parse_response(&r(503, json!("upstream connect error"))).unwrap_err();
         assert!(!e.refused);
-        assert_eq!(parse_response(&r(200, json!({"token_type":"Bearer","access_token":"at"}))).unwrap_err().reason, Reason::IdTokenMissing);
+        assert_eq!(parse_response(&r(200, json!({"token_type":"Bearer","access_token":"at"}))).unwrap().id_token, None);
         assert_eq!(parse_response(&r(200, json!({"token_type":"mac","access_token":"a","id_token":"i"}))).unwrap_err().reason, Reason::TokenResponseInvalid);
         let garbage = CallResponse { status: 200, headers: vec![], body: b"<html>".to_vec() };
         assert_eq!(parse_response(&garbage).unwrap_err().reason, Reason::TokenResponseInvalid);

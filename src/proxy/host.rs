@@ -116,3 +116,18 @@ pub fn call_response(body_size: usize) -> CallResponse {
 pub fn plugin_configuration() -> Option<Vec<u8>> {
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten()
 }
+
+/// Secrets from the VM's environment (Envoy `vm_config.environment_variables`, Istio
+/// `vmConfig.env`). Envoy's wasm sandbox has no file system, so file secrets are refused
+/// with a pointer to the environment instead.
+pub struct WasiSecrets;
+
+impl crate::config::SecretSource for WasiSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("{e}. Envoy gives wasm filters no file system; mount the secret as an environment variable of the proxy and use {{\"env\": \"NAME\"}} with vm_config.environment_variables.host_env_keys (Istio: vmConfig.env with valueFrom: HOST)"))
+    }
+}

@@ -2,8 +2,10 @@
 //!
 //! Nothing here decides anything about authentication; see `flow` and `lifecycle`.
 
+mod apply;
 mod host;
 mod http;
+mod metrics;
 mod root;
 
 use proxy_wasm::types::LogLevel;

@@ -4,12 +4,13 @@ pub mod cookies;
 pub mod seal;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::time::UnixTime;
 
 /// What the filter remembers about a logged-in browser. It lives only in the sealed
 /// cookie: no server-side state, so any worker and any replica can serve the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub sub: String,
     pub iss: String,
@@ -20,6 +21,9 @@ pub struct Session {
     pub access_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Claims userinfo added at login (those the ID token lacks).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra_claims: Map<String, Value>,
     /// When the forwarded token stops being valid.
     pub token_exp: UnixTime,
     pub created: UnixTime,

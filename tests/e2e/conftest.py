@@ -6,6 +6,9 @@
   stops it after the test.
 - `browser` (function): a fresh requests.Session acting as a browser.
 
+Tests marked `long` wait for real time (refresh periods); `-m "not long"`
+leaves them out.
+
 Artifacts (logs, rendered envoy.yaml) land in tests/artifacts/<name>/; a
 failing test's report lists the directories of the stacks it used.
 """
@@ -21,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
 from oidc_login import new_browser  # noqa: E402
 from stack import Stack, wasm_path  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "long: a test that must wait for real time to pass (minutes); deselect with -m 'not long'",
+    )
 
 
 def _stacks_of(node) -> list:

@@ -240,7 +240,7 @@ def test_stack_with_a_stub_wasm_filter(tmp_path):
         stats = s.envoy_stats(filter="wasm")
         assert any("wasm" in name for name in stats), stats
         config = (s.artifacts / "envoy.yaml").read_text()
-        assert "envoy.wasm.runtime.v8" in config and "FAIL_CLOSED" in config
+        assert "envoy.wasm.runtime.v8" in config and "FAIL_RELOAD" in config
 
 
 # --------------------------------------------------------------- the IdP --

@@ -2,7 +2,7 @@
 //
 // Built on panva's oidc-provider (pinned in package.json). Never expose it:
 // it accepts any user name and password, its keys are public test fixtures,
-// and it binds 127.0.0.1 only.
+// and it binds 127.0.0.1 only (unless --host: the docker-compose demo only).
 //
 //   node tests/harness/idp.mjs --port 9000 --admin-port 9001 \
 //     --client-id oidc-edge-test --client-secret test-secret-0123456789 \
@@ -13,7 +13,9 @@
 // Every flag can also come from the environment as IDP_<FLAG> in upper snake
 // case (IDP_PORT, IDP_CLIENT_SECRET, IDP_REDIRECT_URI="a b" space-separated).
 // It exits on SIGTERM and when its parent process dies (--no-parent-watch to
-// run it detached by hand).
+// run it detached by hand). The main port binds 127.0.0.1 unless --host says
+// otherwise (0.0.0.0 in a container, see docker-compose.yml); the admin port
+// always binds 127.0.0.1.
 //
 // Main port: the provider (discovery, /jwks, /auth, /token, /me, /session/end,
 // dev interactions under /interaction/:uid). Admin port (JSON):
@@ -52,6 +54,7 @@ import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.j
 
 const FLAGS = {
   port: { type: 'string' },
+  host: { type: 'string' },
   'admin-port': { type: 'string' },
   issuer: { type: 'string' },
   'client-id': { type: 'string' },
@@ -63,6 +66,7 @@ const FLAGS = {
   'access-token-ttl': { type: 'string' },
   'refresh-token-ttl': { type: 'string' },
   'big-claim-bytes': { type: 'string' },
+  'big-claim-users': { type: 'string' },
   groups: { type: 'string' },
   quiet: { type: 'boolean' },
   'no-parent-watch': { type: 'boolean' },
@@ -95,6 +99,7 @@ function readOptions() {
   const port = int('port', 9000);
   const opts = {
     port,
+    host: get('host', '127.0.0.1'),
     adminPort: int('admin-port', port + 1),
     issuer: get('issuer', `http://127.0.0.1:${port}`),
     clientId: get('client-id', 'oidc-edge-test'),
@@ -106,6 +111,8 @@ function readOptions() {
     accessTokenTtl: int('access-token-ttl', 3600),
     refreshTokenTtl: int('refresh-token-ttl', 86400),
     bigClaimBytes: int('big-claim-bytes', 0),
+    // Comma-separated logins that get the big claim; empty: every login.
+    bigClaimUsers: (get('big-claim-users', '') || '').split(',').map((u) => u.trim()).filter(Boolean),
     groups: (get('groups', '') || '').split(',').map((g) => g.trim()).filter(Boolean),
     quiet: Boolean(get('quiet', false)),
     parentWatch: !get('no-parent-watch', false),
@@ -157,15 +164,18 @@ function accountClaims(login) {
     preferred_username: login,
   };
   if (opts.groups.length) claims.groups = [...opts.groups];
-  if (bigClaim !== undefined) claims.big = bigClaim;
+  if (bigClaim !== undefined && (opts.bigClaimUsers.length === 0 || opts.bigClaimUsers.includes(login))) {
+    claims.big = bigClaim;
+  }
   return claims;
 }
 
 async function findAccount(_ctx, id) {
   return {
     accountId: id,
-    async claims(_use, _scope) {
-      return accountClaims(id);
+    async claims(use, _scope) {
+      // One claim only userinfo releases, so a relying party's use of userinfo shows.
+      return use === 'userinfo' ? { ...accountClaims(id), userinfo_only: 'from-userinfo' } : accountClaims(id);
     },
   };
 }
@@ -173,6 +183,7 @@ async function findAccount(_ctx, id) {
 // --------------------------------------------------------------- provider --
 
 const sharedAdapter = createMemoryAdapter(15);
+const JWT_CLIENT_SECRET = 'test-secret-for-client-secret-jwt-0123456789';
 
 function providerConfiguration() {
   const common = {
@@ -187,13 +198,21 @@ function providerConfiguration() {
     clients: [
       { ...common, client_id: opts.clientId, token_endpoint_auth_method: 'client_secret_basic' },
       { ...common, client_id: `${opts.clientId}-post`, token_endpoint_auth_method: 'client_secret_post' },
+      // client_secret_jwt signs with the secret as an HS256 key: it needs 32 bytes or more.
+      {
+        ...common,
+        client_id: `${opts.clientId}-jwt`,
+        client_secret: JWT_CLIENT_SECRET,
+        token_endpoint_auth_method: 'client_secret_jwt',
+        token_endpoint_auth_signing_alg: 'HS256',
+      },
     ],
     adapter: sharedAdapter,
     findAccount,
     // Every claim is released under `openid` as well, so the ID token always
     // carries them, whatever scopes the relying party asks for.
     claims: {
-      openid: ['sub', 'email', 'email_verified', 'name', 'preferred_username', 'groups', 'big'],
+      openid: ['sub', 'email', 'email_verified', 'name', 'preferred_username', 'groups', 'big', 'userinfo_only'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
       groups: ['groups'],
@@ -342,7 +361,7 @@ function startMain() {
       sock.on('close', () => sockets.delete(sock));
     });
     server.once('error', reject);
-    server.listen(opts.port, '127.0.0.1', () => {
+    server.listen(opts.port, opts.host, () => {
       server.removeListener('error', reject);
       server.on('error', (err) => log('main listener error', err));
       mainServer = server;
@@ -387,7 +406,7 @@ function syncListener() {
           await sleep(100);
         }
       }
-      log(`main listener up again on 127.0.0.1:${opts.port}`);
+      log(`main listener up again on ${opts.host}:${opts.port}`);
     }
   }).catch((err) => log('listener transition failed', err));
   return mainTransition;
@@ -519,5 +538,5 @@ await new Promise((resolve, reject) => {
   adminServer.once('error', reject);
   adminServer.listen(opts.adminPort, '127.0.0.1', resolve);
 });
-log(`idp ${opts.issuer} listening on 127.0.0.1:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
-log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post); keys: ${publicKids().join(', ') || 'generated'}`);
+log(`idp ${opts.issuer} listening on ${opts.host}:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
+log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post), ${opts.clientId}-jwt (client_secret_jwt); keys: ${publicKids().join(', ') || 'generated'}`);

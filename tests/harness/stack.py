@@ -170,6 +170,21 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(data[-lines:])
 
 
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Call `predicate` until it returns something truthy (returned) or
+    `timeout` seconds pass (AssertionError naming `message` and the last
+    value). For waiting on a loaded machine: give a generous timeout; the
+    time it took is never the assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {value!r}")
+        time.sleep(interval)
+
+
 _live_stacks: "set[Stack]" = set()
 _used_names: dict[str, int] = {}
 _names_lock = threading.Lock()
@@ -279,13 +294,14 @@ class Stack:
         upstream_args: list[str] | None = None,
         with_filter: bool = True,
         wasm: str | Path | None = None,
-        failure_policy: str = "FAIL_CLOSED",
+        failure_policy: str = "FAIL_RELOAD",
         ports: dict[str, int] | None = None,
         idp_faults_before_envoy: list[dict] | None = None,
         envoy_log_level: str = "info",
         envoy_component_log_level: str | None = None,
         start: bool = True,
         startup_timeout: float = 20.0,
+        vm_env: dict[str, str] | None = None,
     ):
         self.name = _artifact_name(name)
         self.plugin_config_overrides = dict(plugin_config_overrides or {})
@@ -299,6 +315,8 @@ class Stack:
         self.envoy_log_level = envoy_log_level
         self.envoy_component_log_level = envoy_component_log_level
         self.startup_timeout = startup_timeout
+        # Environment variables handed to the wasm VM (vm_config.environment_variables).
+        self.vm_env = dict(vm_env or {})
 
         roles = ["envoy", "envoy_admin", "idp", "idp_admin", "upstream", "upstream_admin"]
         fixed = dict(ports or {})
@@ -386,6 +404,7 @@ class Stack:
                 WASM=_yaml_quote(str(self.wasm)),
                 PLUGIN_CONFIG=_yaml_quote(json.dumps(self.plugin_config, ensure_ascii=False)),
                 FAILURE_POLICY=self.failure_policy,
+                VM_ENV=json.dumps({"key_values": self.vm_env}),
             )
             pad = " " * _HTTP_FILTERS_INDENT
             filters = "\n".join(
@@ -620,6 +639,48 @@ class Stack:
         for item in r.json().get("stats", []):
             if "name" in item and "value" in item:
                 out[item["name"]] = item["value"]
+        return out
+
+    def envoy_prometheus(self) -> dict[str, float]:
+        """Envoy's /stats/prometheus as {name: value}; a sample without
+        labels is keyed by its bare name (`oidc_edge_token_accepted`)."""
+        text = self.envoy_admin("/stats/prometheus").text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            if name.endswith("{}"):
+                name = name[:-2]
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+        return out
+
+    def envoy_log(self) -> str:
+        """Everything Envoy logged so far (all runs of this stack)."""
+        try:
+            return (self.artifacts / "envoy.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def refresh_audits(self, **match: Any) -> list[dict[str, Any]]:
+        """The filter's refresh audit lines (`{"event":"oidc_edge.refresh",...}`
+        in envoy.log), oldest first, decoded; `match` keeps those whose fields
+        equal the given values, e.g. refresh_audits(target="jwks", outcome="failure")."""
+        marker = '{"event":"oidc_edge.refresh"'
+        out = []
+        for line in self.envoy_log().splitlines():
+            at = line.find(marker)
+            if at < 0:
+                continue
+            try:
+                audit = json.loads(line[at:])
+            except ValueError:
+                continue  # a line still being written
+            if all(audit.get(k) == v for k, v in match.items()):
+                out.append(audit)
         return out
 
     def logs(self) -> dict[str, str]:

@@ -2,7 +2,7 @@
 //
 //   node tests/harness/upstream.mjs --port 9100 --admin-port 9101
 //
-// Main port (127.0.0.1):
+// Main port (127.0.0.1, or --host):
 //   HTTP: every request gets 200 application/json
 //     {"method", "path", "headers": {lowercased name: value},
 //      "raw_headers": [[lowercased name, value], ...], "body"}
@@ -19,7 +19,9 @@
 //   POST /requests/reset
 //   GET  /health
 // Exits on SIGTERM and when its parent dies (--no-parent-watch to run it
-// detached by hand). Env fallbacks: UPSTREAM_PORT, UPSTREAM_ADMIN_PORT.
+// detached by hand). --host sets the main port's address (default 127.0.0.1;
+// 0.0.0.0 in a container); the admin port always binds 127.0.0.1.
+// Env fallbacks: UPSTREAM_PORT, UPSTREAM_HOST, UPSTREAM_ADMIN_PORT.
 
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -29,6 +31,7 @@ import { WebSocketServer } from 'ws';
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
+    host: { type: 'string' },
     'admin-port': { type: 'string' },
     quiet: { type: 'boolean' },
     'no-parent-watch': { type: 'boolean' },
@@ -37,6 +40,7 @@ const { values } = parseArgs({
 });
 
 const port = Number.parseInt(values.port ?? process.env.UPSTREAM_PORT ?? '9100', 10);
+const host = values.host ?? process.env.UPSTREAM_HOST ?? '127.0.0.1';
 const adminPort = Number.parseInt(values['admin-port'] ?? process.env.UPSTREAM_ADMIN_PORT ?? String(port + 1), 10);
 const quiet = Boolean(values.quiet);
 const MAX_HEADER_SIZE = 128 * 1024;
@@ -170,16 +174,16 @@ if (!values['no-parent-watch']) {
   }, 1000).unref();
 }
 
-function listen(srv, p) {
+function listen(srv, p, address) {
   return new Promise((resolve, reject) => {
     srv.once('error', reject);
-    srv.listen(p, '127.0.0.1', () => {
+    srv.listen(p, address, () => {
       srv.removeListener('error', reject);
       resolve();
     });
   });
 }
 
-await listen(server, port);
-await listen(admin, adminPort);
-log(`upstream echo on 127.0.0.1:${port}, admin on 127.0.0.1:${adminPort}`);
+await listen(server, port, host);
+await listen(admin, adminPort, '127.0.0.1');
+log(`upstream echo on ${host}:${port}, admin on 127.0.0.1:${adminPort}`);

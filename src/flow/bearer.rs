@@ -1,0 +1,182 @@
+//! Requests that carry a bearer token (API clients, WebSockets): which issuer, which keys, and the verdict cache.
+
+use std::rc::Rc;
+
+use super::cache::Verdict;
+use super::identity::Identity;
+use super::{Context, Decision, Event, Pending, Rp, Wait};
+use crate::b64;
+use crate::error::Reason;
+use crate::http::{form_encode, Query};
+use crate::jwt::{self, ClaimRules};
+use crate::lifecycle::Refresher;
+use crate::request::RequestView;
+use crate::time::after;
+
+/// Where the token came from; decides what is rewritten on the way upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Header,
+    /// `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>` (a browser
+    /// cannot set `Authorization` on a WebSocket).
+    WebSocketProtocol,
+    /// `?access_token=` on a WebSocket upgrade, when `allow_query_token` is on.
+    Query,
+}
+
+pub enum Outcome {
+    Decided(Decision),
+    Invalid(Reason),
+}
+
+/// A bearer request waiting for a JWKS refetch.
+#[derive(Debug)]
+pub struct Parked {
+    pub profile: usize,
+    pub request: RequestView,
+}
+
+const K8S_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// The tokens a WebSocket upgrade may carry besides `Authorization` and cookies.
+pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Vec<(String, Source)> {
+    let mut out = Vec::new();
+    if let Some(protocols) = req.header_str("sec-websocket-protocol") {
+        for entry in protocols.split(',').map(str::trim) {
+            if let Some(encoded) = entry.strip_prefix(K8S_PROTOCOL_PREFIX) {
+                if let Some(token) = b64::url_decode(encoded.trim_end_matches('=')).and_then(|b| String::from_utf8(b).ok()) {
+                    out.push((token, Source::WebSocketProtocol));
+                }
+            }
+        }
+    }
+    if allow_query {
+        if let Some(token) = Query::parse(req.query()).single("access_token") {
+            out.push((token.to_string(), Source::Query));
+        }
+    }
+    out
+}
+
+/// Asks for a JWKS refetch of `provider` (coalesced proxy-wide, limited by the cooldown).
+pub fn request_refetch(rp: &Rp<'_>, provider: usize, cx: &mut Context<'_>) -> bool {
+    let (Some(cfg), Some(keys)) = (rp.engine.settings.providers.get(provider), rp.engine.provider_keys.get(provider)) else {
+        return false;
+    };
+    let refresher = Refresher { provider: cfg, keys, me: "" };
+    let granted = refresher.request_kid_refetch(cx.store, cx.now);
+    if granted {
+        cx.events.push(Event::KidRefetchRequested);
+    }
+    granted
+}
+
+/// Validates a bearer token for this profile: issued by its IdP (for `audiences`) or by
+/// one of `bearer_validators` (for theirs).
+pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &mut Context<'_>, may_wait: bool) -> Outcome {
+    let key = rp.engine.cache_key(token.as_bytes());
+    let now = cx.now;
+    let providers = cx.providers;
+    let cached = rp
+        .engine
+        .cache(rp.index, |c| c.get(&key, now, |p| providers.get(p).map(|v| v.generation).unwrap_or(u64::MAX)).map(|v| v.identity.clone()))
+        .flatten();
+    if let Some(identity) = cached {
+        cx.events.push(Event::TokenAccepted);
+        return Outcome::Decided(forward(rp, req, token, source, &identity, cx));
+    }
+
+    // Which issuer? Read it unverified only to pick the rules; everything is verified below.
+    let (unverified_iss, several_audiences) = match jwt::parse(token, super::MAX_TOKEN_BYTES) {
+        Ok(j) => (
+            j.claims.get("iss").and_then(|v| v.as_str()).map(str::to_string),
+            j.claims.get("aud").and_then(|v| v.as_array()).is_some_and(|a| a.len() > 1),
+        ),
+        Err(reason) => return reject(reason, cx),
+    };
+    let (issuer, audiences, provider_index, client) = match unverified_iss {
+        Some(iss) if iss == rp.provider.issuer => (iss, &rp.profile.audiences, rp.profile.provider, Some(rp.profile.client_id.as_str())),
+        Some(iss) => match rp.profile.bearer.iter().find(|v| v.issuer == iss) {
+            Some(v) => (iss, &v.audiences, v.provider, None),
+            None => return reject(Reason::IssMismatch, cx),
+        },
+        None => return reject(Reason::IssMissing, cx),
+    };
+    let (Some(view), Some(provider)) = (cx.view(provider_index), rp.engine.settings.providers.get(provider_index)) else {
+        return reject(Reason::Internal, cx);
+    };
+    if !view.keys_fresh(provider, now) {
+        return reject(Reason::KeysNotLoaded, cx);
+    }
+    let issuers = [issuer];
+    let rules = ClaimRules {
+        issuers: &issuers,
+        audiences,
+        // OIDC Core 3.1.3.7 (4, 5): a token of this profile's issuer with several audiences
+        // must name this client as its authorized party. A single audience keeps any `azp`.
+        authorized_party: client.filter(|_| several_audiences),
+        require_iat: false,
+        nonce: None,
+        access_token: None,
+        now,
+        skew: rp.profile.clock_skew,
+    };
+    let generation = view.generation;
+    match jwt::validate(token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {
+        Ok(valid) => {
+            let exp = valid.claims.exp;
+            let identity = Rc::new(Identity::from_claims(valid.claims.raw, rp.profile, exp));
+            let until = after(exp, 0).min(after(now, rp.profile.token_cache_ttl));
+            let verdict = Verdict { identity: identity.clone(), session: None, until, provider: provider_index, generation };
+            rp.engine.cache(rp.index, |c| c.insert(key, verdict));
+            cx.events.push(Event::TokenAccepted);
+            Outcome::Decided(forward(rp, req, token, source, &identity, cx))
+        }
+        Err(Reason::KidUnknown) if may_wait => {
+            if request_refetch(rp, provider_index, cx) {
+                let deadline = provider.wait_deadline(now);
+                let parked = Parked { profile: rp.index, request: req.clone() };
+                Outcome::Decided(Decision::Wait(Wait { provider: provider_index, generation, deadline, pending: Pending::Bearer(Box::new(parked)) }))
+            } else {
+                reject(Reason::KidUnknown, cx)
+            }
+        }
+        Err(reason) => reject(reason, cx),
+    }
+}
+
+fn reject(reason: Reason, cx: &mut Context<'_>) -> Outcome {
+    cx.events.push(Event::TokenRejected(reason));
+    Outcome::Invalid(reason)
+}
+
+fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {
+    let decision = rp.forward(req, identity, Some(format!("Bearer {token}")), cx);
+    let Decision::Forward(mut fwd) = decision else { return decision };
+    match source {
+        Source::Header => {}
+        Source::WebSocketProtocol => {
+            // The token is forwarded once, in Authorization; the subprotocol list keeps the rest.
+            let rest: Vec<&str> = req
+                .header_str("sec-websocket-protocol")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && !p.starts_with(K8S_PROTOCOL_PREFIX))
+                .collect();
+            if rest.is_empty() {
+                fwd.remove_headers.push("sec-websocket-protocol".into());
+            } else {
+                fwd.set_headers.push(("sec-websocket-protocol".into(), rest.join(", ")));
+            }
+        }
+        Source::Query => {
+            let (path, query) = req.path.split_once('?').unwrap_or((req.path.as_str(), ""));
+            let kept: Vec<(String, String)> = Query::parse(query).pairs().iter().filter(|(k, _)| k != "access_token").cloned().collect();
+            let pairs: Vec<(&str, &str)> = kept.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let q = form_encode(&pairs);
+            fwd.path = Some(if q.is_empty() { path.to_string() } else { format!("{path}?{q}") });
+        }
+    }
+    Decision::Forward(fwd)
+}

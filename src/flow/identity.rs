@@ -1,0 +1,177 @@
+//! Who the request is, once a token or session checked out: claims after `claim_map`, upstream headers, `require` rules.
+
+use serde_json::{Map, Value};
+
+use crate::config::{Profile, Rule};
+use crate::time::UnixTime;
+
+/// The authenticated principal, as the upstream will see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub sub: String,
+    pub email: Option<String>,
+    /// All claims, after `claim_map`.
+    pub claims: Map<String, Value>,
+    /// When this identity stops being valid (the token's `exp`).
+    pub exp: UnixTime,
+}
+
+impl Identity {
+    pub fn from_claims(mut claims: Map<String, Value>, profile: &Profile, exp: UnixTime) -> Identity {
+        apply_claim_map(&mut claims, profile);
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_string();
+        let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
+        Identity { sub, email, claims, exp }
+    }
+}
+
+/// Renames values of mapped claims (a string or the strings of a list); others stay.
+fn apply_claim_map(claims: &mut Map<String, Value>, profile: &Profile) {
+    for (claim, table) in &profile.claim_map {
+        let rename = |v: &mut Value| {
+            if let Value::String(s) = v {
+                if let Some((_, to)) = table.iter().find(|(from, _)| from == s) {
+                    *s = to.clone();
+                }
+            }
+        };
+        match claims.get_mut(claim) {
+            Some(Value::Array(items)) => items.iter_mut().for_each(rename),
+            Some(v @ Value::String(_)) => rename(v),
+            _ => {}
+        }
+    }
+}
+
+/// The value at a dotted path (`realm_access.roles`).
+pub fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut current = claims.get(first)?;
+    for key in rest {
+        current = current.as_object()?.get(key)?;
+    }
+    Some(current)
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans printed, lists
+/// joined with commas. Anything that could break the header (control characters) or is
+/// absurdly large is dropped rather than forwarded.
+pub fn header_value(value: &Value) -> Option<String> {
+    let scalar = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let text = match value {
+        Value::Array(items) => items.iter().filter_map(scalar).collect::<Vec<_>>().join(","),
+        Value::Object(_) => value.to_string(),
+        other => scalar(other)?,
+    };
+    let clean = text.len() <= 16 * 1024 && !text.bytes().any(|b| b < b' ' && b != b'\t' || b == 0x7f);
+    clean.then_some(text)
+}
+
+/// The identity headers set upstream (after the client's copies were removed).
+pub fn upstream_headers(identity: &Identity, profile: &Profile) -> Vec<(String, String)> {
+    let mut headers = Vec::with_capacity(profile.claim_headers.len().saturating_add(2));
+    if let Some(sub) = header_value(&Value::String(identity.sub.clone())) {
+        headers.push(("x-auth-request-user".to_string(), sub));
+    }
+    if let Some(email) = identity.email.as_ref().and_then(|e| header_value(&Value::String(e.clone()))) {
+        headers.push(("x-auth-request-email".to_string(), email));
+    }
+    for (header, path) in &profile.claim_headers {
+        if let Some(v) = lookup(&identity.claims, path).and_then(header_value) {
+            headers.push((header.clone(), v));
+        }
+    }
+    headers
+}
+
+/// Checks every `require` rule; the error names the first rule that failed (for the log).
+pub fn check_rules(identity: &Identity, rules: &[Rule]) -> Result<(), String> {
+    for rule in rules {
+        let value = lookup(&identity.claims, rule.claim());
+        let ok = match (rule, value) {
+            (Rule::OneOf { values, .. }, Some(Value::String(s))) => values.contains(s),
+            (Rule::OneOf { values, .. }, Some(Value::Array(items))) => {
+                items.iter().any(|i| i.as_str().is_some_and(|s| values.iter().any(|v| v == s)))
+            }
+            (Rule::Equals { value: expected, .. }, Some(v)) => v == expected,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("claim `{}` does not satisfy the rule", rule.claim().join(".")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use serde_json::json;
+
+    fn profile(extra: Value) -> Profile {
+        let mut cfg = json!({"issuer":"https://i","idp_cluster":"c","client_id":"a","client_secret":"s",
+            "cookie_secret": crate::b64::std_encode(&[1u8;32])});
+        for (k, v) in extra.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        Settings::from_json(cfg.to_string().as_bytes()).unwrap().profiles.remove(0)
+    }
+
+    fn claims() -> Map<String, Value> {
+        json!({
+            "sub": "alice", "email": "alice@example.com", "email_verified": true,
+            "groups": ["g-1", "devs"], "org": {"tenant": {"id": 42}}, "evil": "a\r\nX-Injected: 1",
+            "role": "g-1",
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn claim_headers_and_map() {
+        let p = profile(json!({
+            "claim_headers": {"X-Groups": "groups", "X-Tenant": "org.tenant.id", "X-Evil": "evil", "X-Missing": "nope", "X-Verified": "email_verified", "X-Org": "org"},
+            "claim_map": {"groups": {"g-1": "admins"}, "role": {"g-1": "owner"}},
+        }));
+        let id = Identity::from_claims(claims(), &p, 0);
+        assert_eq!(id.claims["groups"], json!(["admins", "devs"]));
+        assert_eq!(id.claims["role"], json!("owner"));
+        let h = upstream_headers(&id, &p);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-auth-request-user"), Some("alice"));
+        assert_eq!(get("x-auth-request-email"), Some("alice@example.com"));
+        assert_eq!(get("x-groups"), Some("admins,devs"));
+        assert_eq!(get("x-tenant"), Some("42"));
+        assert_eq!(get("x-verified"), Some("true"));
+        assert_eq!(get("x-org"), Some(r#"{"tenant":{"id":42}}"#));
+        assert_eq!(get("x-evil"), None, "header injection is dropped");
+        assert_eq!(get("x-missing"), None);
+    }
+
+    #[test]
+    fn rules() {
+        let p = profile(json!({"claim_map": {"groups": {"g-1": "admins"}}}));
+        let id = Identity::from_claims(claims(), &p, 0);
+        let rule = |v: Value| -> Vec<Rule> {
+            profile(json!({"require": v})).require
+        };
+        assert!(check_rules(&id, &rule(json!([{"claim": "groups", "one_of": ["admins"]}]))).is_ok(), "mapped before rules");
+        assert!(check_rules(&id, &rule(json!([{"claim": "groups", "one_of": ["g-1"]}]))).is_err());
+        assert!(check_rules(&id, &rule(json!([{"claim": "email_verified", "equals": true}]))).is_ok());
+        assert!(check_rules(&id, &rule(json!([{"claim": "email_verified", "equals": "true"}]))).is_err());
+        assert!(check_rules(&id, &rule(json!([{"claim": "org.tenant.id", "equals": 42}]))).is_ok());
+        assert!(check_rules(&id, &rule(json!([{"claim": "sub", "one_of": ["bob", "alice"]}]))).is_ok());
+        assert!(check_rules(&id, &rule(json!([{"claim": "missing", "one_of": ["x"]}]))).is_err());
+        let both = rule(json!([{"claim": "sub", "one_of": ["alice"]}, {"claim": "groups", "one_of": ["ops"]}]));
+        assert!(check_rules(&id, &both).is_err(), "all rules must hold");
+    }
+}

@@ -1,0 +1,351 @@
+//! The browser login: the redirect to the IdP, the callback, the code exchange and the new session.
+
+use serde_json::{Map, Value};
+
+use super::{Context, Decision, Event, Pending, Rp, Wait, RETRY_AFTER_SECS};
+use crate::error::Reason;
+use crate::http::{form_encode, CallResponse, LocalResponse};
+use crate::jwt::{self, ClaimRules};
+use crate::oidc::{authorize, callback, token};
+use crate::pages;
+use crate::request::{safe_return_path, RequestView};
+use crate::session::cookies::{self, Attributes, SameSite};
+use crate::session::{Session, Transaction};
+use crate::time::after;
+
+/// A browser holding more pending logins than this gets them all cleared (a loop, or tabs).
+const MAX_PENDING_LOGINS: usize = 4;
+
+/// The code exchange in flight.
+#[derive(Debug)]
+pub struct Exchange {
+    pub profile: usize,
+    tx: Transaction,
+    tx_cookie: String,
+    attrs: Attributes,
+    session_name: String,
+    /// Session cookies the browser sent; those not rewritten are expired.
+    old_session_cookies: Vec<String>,
+}
+
+/// Tokens received, waiting for userinfo or for keys before the session is made.
+#[derive(Debug)]
+pub struct Finishing {
+    pub exchange: Exchange,
+    tokens: token::Tokens,
+    userinfo: Option<Map<String, Value>>,
+}
+
+fn redirect_uri(rp: &Rp<'_>, req: &RequestView) -> Option<String> {
+    if let Some(uri) = &rp.profile.redirect_uri {
+        return Some(uri.clone());
+    }
+    let host = req.authority.as_str();
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'));
+    let scheme = if req.is_https() { "https" } else { "http" };
+    host_ok.then(|| format!("{scheme}://{host}{}", rp.profile.redirect_path))
+}
+
+/// The login endpoints, or the fail-closed answer while the provider is not loaded.
+fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::Metadata, Box<Decision>> {
+    match rp.view(cx) {
+        Some(v) if v.is_ready(rp.provider, cx.now) => v.metadata.clone().ok_or(()),
+        _ => Err(()),
+    }
+    .map_err(|()| {
+        cx.events.push(Event::NotReady);
+        Box::new(Decision::Respond(pages::not_ready(false, RETRY_AFTER_SECS)))
+    })
+}
+
+/// Sends a browser to the IdP with a fresh transaction (state, nonce, PKCE verifier).
+pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    let metadata = match ready_metadata(rp, cx) {
+        Ok(m) => m,
+        Err(not_ready) => return *not_ready,
+    };
+    let Some(redirect_uri) = redirect_uri(rp, req) else {
+        return Decision::Respond(pages::login_failed(400, Reason::Internal, "The request's Host header is not a valid host name."));
+    };
+    let names = rp.names(req);
+    let cookies = req.cookies();
+    let return_to = safe_return_path(&req.path, &rp.profile.redirect_path);
+    let mut random = [0u8; authorize::RANDOM_BYTES];
+    cx.entropy.fill(&mut random);
+    let (location, tx) = authorize::start(
+        &metadata.authorization_endpoint,
+        &rp.profile.client_id,
+        &rp.profile.scope,
+        &redirect_uri,
+        &return_to,
+        cx.now,
+        &random,
+    );
+    let location = with_extra_params(location, &rp.profile.auth_query_params);
+    let tx_name = format!("{}{}", names.tx_prefix, callback::state_id(&tx.state));
+    let Some(sealed) = rp.seal_json(&rp.tx_label(&tx_name), &tx, cx) else {
+        return Decision::Respond(pages::login_failed(500, Reason::Internal, "The sign-in could not be prepared."));
+    };
+    let mut headers = vec![
+        ("location".to_string(), location),
+        ("cache-control".to_string(), "no-store".to_string()),
+        ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))),
+    ];
+    let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| is_tx_cookie(n, &names.tx_prefix)).collect();
+    if pending.len() >= MAX_PENDING_LOGINS {
+        for n in pending {
+            headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
+        }
+    }
+    // A session cookie that did not open is dead weight on every request: drop it now.
+    for n in cookies::session_cookie_names(cookies, &names.session) {
+        headers.push(("set-cookie".into(), cookies::clear_cookie(&n, &names.attrs)));
+    }
+    cx.events.push(Event::LoginStarted);
+    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+}
+
+/// A login cookie of the filter's own form (prefix + base64url state id). Only such names
+/// are ever echoed into a `Set-Cookie`: a name the client made up may hold control characters.
+pub fn is_tx_cookie(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+/// `auth_query_params`: `k=v`, a bare `k` for an empty list, repeated keys for several values.
+fn with_extra_params(location: String, params: &[(String, Option<String>)]) -> String {
+    let mut out = location;
+    for (k, v) in params {
+        out.push('&');
+        match v {
+            Some(v) => out.push_str(&form_encode(&[(k.as_str(), v.as_str())])),
+            None => out.push_str(&crate::http::percent_encode(k)),
+        }
+    }
+    out
+}
+
+fn fail(cx: &mut Context<'_>, status: u16, reason: Reason, detail: &str, clear: Option<(&str, &Attributes)>) -> Decision {
+    log::warn!("oidc-edge: login failed: {} ({detail})", reason.code());
+    cx.events.push(Event::LoginFailed(reason));
+    let mut page = pages::login_failed(status, reason, &format!("{}.", capitalise(reason.describe())));
+    if let Some((name, attrs)) = clear {
+        page.headers.push(("set-cookie".into(), cookies::clear_cookie(name, attrs)));
+    }
+    Decision::Respond(page)
+}
+
+/// The redirect back from the IdP. Checks run in the order of RFC 9207 / RFC 9700: the
+/// transaction bound to this browser by `state`, then `iss`, then `error`, then the code.
+pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    let names = rp.names(req);
+    let metadata = match ready_metadata(rp, cx) {
+        Ok(m) => m,
+        Err(not_ready) => return *not_ready,
+    };
+    let params = callback::Params::parse(req.query());
+    let Some(state) = params.state.as_deref() else {
+        return fail(cx, 400, Reason::StateMissing, "no state parameter", None);
+    };
+    let tx_name = format!("{}{}", names.tx_prefix, callback::state_id(state));
+    let cookies = req.cookies();
+    let tx_values: Vec<&String> = cookies.iter().filter(|(n, _)| n == &tx_name).map(|(_, v)| v).collect();
+    let [sealed] = tx_values.as_slice() else {
+        return fail(cx, 400, Reason::StateUnknown, "no transaction cookie for this state", None);
+    };
+    let clear = Some((tx_name.as_str(), &names.attrs));
+    let Some(tx) = rp.open_json::<Transaction>(&rp.tx_label(&tx_name), sealed) else {
+        return fail(cx, 400, Reason::StateUnknown, "the transaction cookie does not open", clear);
+    };
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(tx.state.as_bytes(), state.as_bytes())) {
+        return fail(cx, 400, Reason::StateUnknown, "state differs from the transaction's", clear);
+    }
+    if cx.now >= after(tx.created, rp.profile.login_timeout) {
+        return fail(cx, 400, Reason::TransactionExpired, "login_timeout passed", clear);
+    }
+    match params.iss.as_deref() {
+        Some(iss) if iss != rp.provider.issuer => return fail(cx, 400, Reason::IssParamMismatch, "iss parameter is another issuer", clear),
+        None if metadata.iss_parameter_supported => {
+            return fail(cx, 400, Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none", clear)
+        }
+        _ => {}
+    }
+    if let Some(error) = params.error.as_deref() {
+        log::warn!(
+            "oidc-edge: the identity provider returned error `{error}`{}",
+            params.error_description.as_deref().map(|d| format!(": {}", d.escape_debug())).unwrap_or_default()
+        );
+        cx.events.push(Event::LoginFailed(Reason::IdpError));
+        let what = match error {
+            "access_denied" => "The identity provider did not grant access (access_denied).".to_string(),
+            "login_required" | "interaction_required" | "consent_required" => {
+                format!("The identity provider needs you to sign in again ({error}).")
+            }
+            other => format!("The identity provider refused the sign-in ({other})."),
+        };
+        let status = if error == "access_denied" { 403 } else { 400 };
+        let mut page = pages::login_failed(status, Reason::IdpError, &what);
+        page.headers.push(("set-cookie".into(), cookies::clear_cookie(&tx_name, &names.attrs)));
+        return Decision::Respond(page);
+    }
+    let Some(code) = params.code.as_deref() else {
+        return fail(cx, 400, Reason::CodeMissing, "no code parameter", clear);
+    };
+    let keep_until = after(after(tx.created, rp.profile.login_timeout), rp.profile.clock_skew);
+    let used_key = format!("oidc-edge/{}/used-states", rp.provider.namespace);
+    if !callback::redeem(cx.store, &used_key, state, cx.now, keep_until) {
+        return fail(cx, 400, Reason::StateReplayed, "this state was already redeemed", clear);
+    }
+    let client = rp.token_client(cx);
+    let call = token::code_exchange(&client, &metadata.token_endpoint, code, &tx.redirect_uri, &tx.code_verifier);
+    let exchange = Exchange {
+        profile: rp.index,
+        tx,
+        tx_cookie: tx_name,
+        attrs: names.attrs.clone(),
+        session_name: names.session.clone(),
+        old_session_cookies: cookies::session_cookie_names(cookies, &names.session),
+    };
+    Decision::Call(call, Pending::CodeExchange(Box::new(exchange)))
+}
+
+fn fail_exchange(cx: &mut Context<'_>, ex: &Exchange, status: u16, reason: Reason, detail: &str) -> Decision {
+    fail(cx, status, reason, detail, Some((&ex.tx_cookie, &ex.attrs)))
+}
+
+/// The token endpoint answered the code exchange.
+pub fn on_token_response(rp: &Rp<'_>, ex: Exchange, response: Option<&CallResponse>, cx: &mut Context<'_>) -> Decision {
+    let Some(response) = response else {
+        return fail_exchange(cx, &ex, 502, Reason::TokenEndpointFailed, "the token call could not be dispatched; check idp_cluster");
+    };
+    let tokens = match token::parse_response(response) {
+        Ok(t) => t,
+        Err(e) => return fail_exchange(cx, &ex, if e.refused { 400 } else { 502 }, e.reason, &e.detail),
+    };
+    if tokens.id_token.is_none() {
+        return fail_exchange(cx, &ex, 502, Reason::IdTokenMissing, "the token response has no id_token");
+    }
+    validate_and_finish(rp, Finishing { exchange: ex, tokens, userinfo: None }, cx, true)
+}
+
+/// Validates the ID token (waiting for a refetch when its `kid` is new), then fetches
+/// userinfo when configured, then makes the session.
+pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, may_wait: bool) -> Decision {
+    let Some(view) = rp.view(cx) else {
+        return fail_exchange(cx, &fin.exchange, 503, Reason::KeysNotLoaded, "no provider view");
+    };
+    let id_token = fin.tokens.id_token.clone().unwrap_or_default();
+    let issuers = [rp.provider.issuer.clone()];
+    let rules = ClaimRules {
+        issuers: &issuers,
+        audiences: &rp.profile.audiences,
+        authorized_party: Some(&rp.profile.client_id),
+        require_iat: true,
+        nonce: Some(&fin.exchange.tx.nonce),
+        access_token: Some(&fin.tokens.access_token),
+        now: cx.now,
+        skew: rp.profile.clock_skew,
+    };
+    let result = jwt::validate(&id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES);
+    let claims = match result {
+        // An access token in JWT form (RFC 9068 `at+jwt`) is never an ID token, even when
+        // its other claims would pass (RFC 8725 3.11, explicit typing).
+        Ok(v) if v.header.typ.as_deref().is_some_and(|t| t.trim_start_matches("application/").eq_ignore_ascii_case("at+jwt")) => {
+            return fail_exchange(cx, &fin.exchange, 401, Reason::ClaimInvalid, "the ID token is typed as an access token (at+jwt)");
+        }
+        Ok(v) => v.claims,
+        Err(Reason::KidUnknown) if may_wait => {
+            let generation = view.generation;
+            if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
+                let deadline = rp.provider.wait_deadline(cx.now);
+                return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, pending: Pending::LoginKeys(Box::new(fin)) });
+            }
+            return fail_exchange(cx, &fin.exchange, 401, Reason::KidUnknown, "unknown kid and the refetch cooldown is running");
+        }
+        Err(reason) => return fail_exchange(cx, &fin.exchange, 401, reason, reason.describe()),
+    };
+    if rp.profile.userinfo && fin.userinfo.is_none() {
+        if let Some(endpoint) = view.metadata.as_ref().and_then(|m| m.userinfo_endpoint.clone()) {
+            let call = token::userinfo(&endpoint, &fin.tokens.access_token, rp.provider.timeout_ms);
+            return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
+        }
+        log::warn!("oidc-edge: `userinfo` is on but the IdP has no userinfo endpoint; using the ID token's claims only");
+    }
+    make_session(rp, fin, claims, cx)
+}
+
+/// OIDC Core 5.3.2: the userinfo `sub` must equal the ID token's.
+pub fn on_userinfo(rp: &Rp<'_>, mut fin: Finishing, response: Option<&CallResponse>, cx: &mut Context<'_>) -> Decision {
+    let parsed = response.filter(|r| r.status == 200).and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
+    let Some(Value::Object(info)) = parsed else {
+        let status = response.map(|r| r.status).unwrap_or(0);
+        return fail_exchange(cx, &fin.exchange, 502, Reason::TokenEndpointFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
+    };
+    fin.userinfo = Some(info);
+    validate_and_finish(rp, fin, cx, false)
+}
+
+fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Context<'_>) -> Decision {
+    let ex = &fin.exchange;
+    let mut extra = Map::new();
+    if let Some(info) = &fin.userinfo {
+        if info.get("sub").and_then(Value::as_str) != Some(claims.sub.as_str()) {
+            return fail_exchange(cx, ex, 401, Reason::ClaimInvalid, "the userinfo sub differs from the ID token's");
+        }
+        // Prefer the ID token: userinfo only adds what the ID token lacks.
+        for (k, v) in info {
+            if !claims.raw.contains_key(k) {
+                extra.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let token_exp = match (rp.profile.forward_token, fin.tokens.expires_in) {
+        (crate::config::ForwardToken::AccessToken, Some(secs)) => after(cx.now, secs),
+        _ => claims.exp,
+    };
+    let email = claims.raw.get("email").or_else(|| extra.get("email")).and_then(Value::as_str).map(str::to_string);
+    let session = Session {
+        sub: claims.sub.clone(),
+        iss: claims.iss.clone(),
+        email,
+        id_token: fin.tokens.id_token.clone().unwrap_or_default(),
+        access_token: Some(fin.tokens.access_token.clone()),
+        refresh_token: fin.tokens.refresh_token.clone(),
+        extra_claims: extra,
+        token_exp,
+        created: cx.now,
+        expires: after(cx.now, rp.profile.session_lifetime),
+    };
+    let Some(set_cookies) = super::session::write_cookies(rp, &session, &ex.session_name, &ex.old_session_cookies, &ex.attrs, cx) else {
+        return fail_exchange(cx, ex, 502, Reason::TokenResponseInvalid, "the tokens are too large to keep in cookies");
+    };
+    let location = safe_return_path(&ex.tx.return_to, &rp.profile.redirect_path);
+    let mut cookie_headers = vec![("set-cookie".to_string(), cookies::clear_cookie(&ex.tx_cookie, &ex.attrs))];
+    cookie_headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
+    cx.events.push(Event::LoginCompleted);
+    if ex.attrs.same_site == SameSite::Strict {
+        // The way back from the IdP is a navigation the IdP started, and a redirect from
+        // here would still be part of it: the browser would not send the new `Strict`
+        // cookie and the user would land without a session (and log in again, forever).
+        // A page of this site that moves on by itself starts a same-site navigation.
+        let mut page = pages::continue_to(&location);
+        page.headers.extend(cookie_headers);
+        return Decision::Respond(page);
+    }
+    let mut headers = vec![
+        ("location".to_string(), location),
+        ("cache-control".to_string(), "no-store".to_string()),
+        ("referrer-policy".to_string(), "no-referrer".to_string()),
+    ];
+    headers.extend(cookie_headers);
+    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+}
+
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,60 @@
+//! RP-initiated logout: clear every cookie of the filter, then the IdP's end-session endpoint.
+
+use super::{Context, Decision, Event, Rp};
+use crate::http::{form_encode, LocalResponse};
+use crate::pages;
+use crate::request::RequestView;
+use crate::session::cookies;
+
+/// Whether the request shows it comes from this site (or a person typing the URL), not
+/// from another site's page. Browsers send `Sec-Fetch-Site`; older ones `Origin` or
+/// `Referer`; a client sending none of them is not a browser, hence no CSRF victim.
+fn same_origin_intent(req: &RequestView) -> bool {
+    let own = Rp::origin(req);
+    if let Some(site) = req.header_str("sec-fetch-site") {
+        return matches!(site.trim().to_ascii_lowercase().as_str(), "same-origin" | "none");
+    }
+    if let Some(origin) = req.header_str("origin") {
+        return origin.trim().eq_ignore_ascii_case(&own);
+    }
+    if let Some(referer) = req.header_str("referer") {
+        let referer = referer.trim();
+        return referer.eq_ignore_ascii_case(&own) || referer.get(..own.len().saturating_add(1)).is_some_and(|p| p.eq_ignore_ascii_case(&format!("{own}/")));
+    }
+    true
+}
+
+pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    if !same_origin_intent(req) {
+        // A cross-site request cannot log the user out; offer a button that posts from here.
+        return Decision::Respond(pages::logout_confirm(&rp.profile.logout_path));
+    }
+    let names = rp.names(req);
+    let cookies = req.cookies();
+    let session = super::session::open_for_logout(rp, req);
+    let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
+    for name in cookies::session_cookie_names(cookies, &names.session) {
+        headers.push(("set-cookie".into(), cookies::clear_cookie(&name, &names.attrs)));
+    }
+    for (name, _) in cookies.iter().filter(|(n, _)| super::login::is_tx_cookie(n, &names.tx_prefix)) {
+        headers.push(("set-cookie".into(), cookies::clear_cookie(name, &names.attrs)));
+    }
+    if let Some(sealed) = cookies::join(cookies, &names.session) {
+        rp.engine.cache(rp.index, |c| c.remove(&rp.engine.cache_key(sealed.as_bytes())));
+    }
+    let post_logout = rp.profile.post_logout_redirect_uri.clone().unwrap_or_else(|| format!("{}/", Rp::origin(req)));
+    let end_session = rp.view(cx).and_then(|v| v.metadata.as_ref()).and_then(|m| m.end_session_endpoint.clone());
+    let location = match end_session {
+        Some(endpoint) => {
+            let mut params: Vec<(&str, &str)> = vec![("client_id", &rp.profile.client_id), ("post_logout_redirect_uri", &post_logout)];
+            if let Some(s) = &session {
+                params.insert(0, ("id_token_hint", &s.id_token));
+            }
+            endpoint.with_query(&form_encode(&params))
+        }
+        None => post_logout,
+    };
+    headers.push(("location".into(), location));
+    cx.events.push(Event::Logout);
+    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+}

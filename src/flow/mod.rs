@@ -1,0 +1,488 @@
+//! The per-request state machine: a request (then a call's answer, or new keys) in, one decision out.
+//!
+//! This is the only place that decides the order of the steps. It reads no clock and no
+//! randomness of its own: `Context` hands in the time, the entropy, the provider views
+//! and the shared store; events come back for the shell's metrics.
+
+pub mod bearer;
+pub mod cache;
+pub mod identity;
+pub mod login;
+pub mod logout;
+pub mod session;
+
+use std::cell::RefCell;
+
+use crate::config::{Profile, ProviderConfig, Settings};
+use crate::entropy::Entropy;
+use crate::error::Reason;
+use crate::http::{HttpCall, LocalResponse};
+use crate::pages;
+use crate::provider::{Keys, View};
+use crate::request::{path_matches, ClientKind, RequestView};
+use crate::session::cookies::Attributes;
+use crate::session::seal::Sealer;
+use crate::store::SharedStore;
+use crate::time::UnixTime;
+
+use cache::VerdictCache;
+use identity::Identity;
+
+/// Tokens larger than this are refused before decoding (a 40 KB Entra ID token fits).
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// Seconds a client is told to wait while the provider is not loaded.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// What the shell must do with the request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Let it go upstream after these changes.
+    Forward(Forward),
+    /// Answer it here.
+    Respond(LocalResponse),
+    /// Pause it, make this call through the IdP cluster, and hand the answer to
+    /// `Engine::on_call_response`.
+    Call(HttpCall, Pending),
+    /// Pause it until the provider's keys change (a refetch is under way) or the deadline
+    /// passes, then hand it to `Engine::on_keys`.
+    Wait(Wait),
+}
+
+#[derive(Debug)]
+pub struct Wait {
+    pub provider: usize,
+    /// The key-set generation when the wait began: a different one means new keys.
+    pub generation: u64,
+    pub deadline: UnixTime,
+    pub pending: Pending,
+}
+
+/// Changes to a request that goes upstream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// Removed first: identity headers a client might have forged.
+    pub remove_headers: Vec<String>,
+    /// Then set (replacing any value).
+    pub set_headers: Vec<(String, String)>,
+    pub cookie: CookieHeader,
+    /// A new `:path` (a query token removed).
+    pub path: Option<String>,
+    /// Headers to add to the upstream's response (refreshed session cookies).
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// What happens to the `Cookie` header on the way upstream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum CookieHeader {
+    #[default]
+    Keep,
+    Remove,
+    Replace(String),
+}
+
+/// A request waiting for a call's answer or for keys.
+#[derive(Debug)]
+pub enum Pending {
+    CodeExchange(Box<login::Exchange>),
+    Userinfo(Box<login::Finishing>),
+    LoginKeys(Box<login::Finishing>),
+    Refresh(Box<session::Refreshing>),
+    RefreshKeys(Box<session::Refreshing>),
+    Bearer(Box<bearer::Parked>),
+}
+
+/// Something worth counting; the shell turns these into Envoy stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    LoginStarted,
+    LoginCompleted,
+    LoginFailed(Reason),
+    SessionAccepted,
+    SessionRejected(Reason),
+    SessionRefreshed,
+    RefreshFailed(Reason),
+    TokenAccepted,
+    TokenRejected(Reason),
+    Forbidden,
+    Unauthenticated,
+    NotReady,
+    KidRefetchRequested,
+    Logout,
+    PassThrough,
+}
+
+impl Event {
+    /// The Envoy stat this event counts in (`wasmcustom.` is prepended by Envoy).
+    pub fn metric_name(&self) -> String {
+        match self {
+            Event::LoginStarted => "oidc_edge.login.started".into(),
+            Event::LoginCompleted => "oidc_edge.login.completed".into(),
+            Event::LoginFailed(r) => format!("oidc_edge.login.failed.{}", r.code()),
+            Event::SessionAccepted => "oidc_edge.session.accepted".into(),
+            Event::SessionRejected(r) => format!("oidc_edge.session.rejected.{}", r.code()),
+            Event::SessionRefreshed => "oidc_edge.session.refreshed".into(),
+            Event::RefreshFailed(r) => format!("oidc_edge.session.refresh_failed.{}", r.code()),
+            Event::TokenAccepted => "oidc_edge.token.accepted".into(),
+            Event::TokenRejected(r) => format!("oidc_edge.token.rejected.{}", r.code()),
+            Event::Forbidden => "oidc_edge.request.forbidden".into(),
+            Event::Unauthenticated => "oidc_edge.request.unauthenticated".into(),
+            Event::NotReady => "oidc_edge.request.not_ready".into(),
+            Event::KidRefetchRequested => "oidc_edge.jwks.unknown_kid_refetch".into(),
+            Event::Logout => "oidc_edge.logout".into(),
+            Event::PassThrough => "oidc_edge.request.pass_through".into(),
+        }
+    }
+}
+
+/// Everything a decision may depend on besides the request.
+pub struct Context<'a> {
+    pub now: UnixTime,
+    /// One view per configured provider (`Settings::providers`).
+    pub providers: &'a [View],
+    pub store: &'a mut dyn SharedStore,
+    pub entropy: &'a mut dyn Entropy,
+    pub events: Vec<Event>,
+}
+
+impl Context<'_> {
+    pub fn view(&self, provider: usize) -> Option<&View> {
+        self.providers.get(provider)
+    }
+}
+
+/// Per-profile things derived once from the settings.
+struct Party {
+    sealer: Sealer,
+    /// Header names removed from every request of this profile before anything else.
+    strip: Vec<String>,
+}
+
+/// The relying parties of one configuration, with their per-worker caches.
+pub struct Engine {
+    pub settings: Settings,
+    pub provider_keys: Vec<Keys>,
+    parties: Vec<Party>,
+    caches: RefCell<Vec<VerdictCache>>,
+    keyer: cache::Keyer,
+    /// Every cookie base name any profile uses: all are kept from the upstream.
+    cookie_bases: Vec<String>,
+}
+
+/// Headers the filter sets itself: a client's copies never reach the upstream.
+const IDENTITY_HEADERS: [&str; 4] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"];
+
+impl Engine {
+    /// `seed`: 16 random bytes keying the verdict caches (the shell passes the host's CSPRNG).
+    pub fn new(settings: Settings, seed: [u8; 16]) -> Engine {
+        let provider_keys = settings.providers.iter().map(|p| Keys::new(&p.namespace)).collect();
+        let parties = settings
+            .profiles
+            .iter()
+            .map(|p| {
+                let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|h| h.to_string()).collect();
+                strip.extend(p.claim_headers.iter().map(|(h, _)| h.clone()));
+                Party { sealer: Sealer::new(&p.cookie.keys), strip }
+            })
+            .collect();
+        let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
+        let mut cookie_bases: Vec<String> = settings.profiles.iter().map(|p| p.cookie.name.clone()).collect();
+        cookie_bases.dedup();
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases }
+    }
+
+    pub fn providers(&self) -> &[ProviderConfig] {
+        &self.settings.providers
+    }
+
+    /// The entry point for every request.
+    pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+        let index = self.select_profile(req);
+        let Some(rp) = self.rp(index) else {
+            return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
+        };
+        let path = req.path_only();
+        if path == rp.profile.redirect_path {
+            return login::callback(&rp, req, cx);
+        }
+        if path == rp.profile.logout_path {
+            return logout::handle(&rp, req, cx);
+        }
+        if rp.profile.pass_through_paths.iter().any(|p| path_matches(path, p)) {
+            cx.events.push(Event::PassThrough);
+            return Decision::Forward(rp.strip_only(req));
+        }
+        self.authenticate(&rp, req, cx, true)
+    }
+
+    /// The profile for this request: by host and path, except that a callback or logout
+    /// path shared by several routes of the host belongs to the route whose login or
+    /// session cookie the request carries (a `/admin` route's login comes back to the
+    /// common `/oauth2/callback`).
+    fn select_profile(&self, req: &RequestView) -> usize {
+        let by_route = self.settings.profile_for(&req.authority, req.path_only());
+        let path = req.path_only();
+        let candidates: Vec<usize> = self
+            .settings
+            .profiles_for_host(&req.authority)
+            .into_iter()
+            .filter(|i| self.settings.profiles.get(*i).is_some_and(|p| p.redirect_path == path || p.logout_path == path))
+            .collect();
+        if candidates.len() < 2 {
+            return by_route;
+        }
+        let cookies = req.cookies();
+        let state = crate::oidc::callback::Params::parse(req.query()).state;
+        let owns = |i: usize| -> bool {
+            let Some(rp) = self.rp(i) else { return false };
+            let names = rp.names(req);
+            match (&state, rp.profile.redirect_path == path) {
+                (Some(state), true) => {
+                    let tx = format!("{}{}", names.tx_prefix, crate::oidc::callback::state_id(state));
+                    cookies.iter().any(|(n, _)| n == &tx)
+                }
+                _ => !crate::session::cookies::session_cookie_names(cookies, &names.session).is_empty(),
+            }
+        };
+        if owns(by_route) {
+            return by_route;
+        }
+        candidates.into_iter().find(|i| owns(*i)).unwrap_or(by_route)
+    }
+
+    /// Finds credentials in the order: bearer token, session cookies, WebSocket
+    /// subprotocol, query token; then decides between forwarding, refreshing, a login
+    /// redirect and a 401.
+    fn authenticate(&self, rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_wait: bool) -> Decision {
+        let kind = req.client_kind(&rp.profile.api_paths);
+        let mut bearer_failure = None;
+        if let Some(token) = req.bearer_token() {
+            match bearer::check(rp, req, token, bearer::Source::Header, cx, may_wait) {
+                bearer::Outcome::Decided(d) => return d,
+                bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
+            }
+        }
+        match session::check(rp, req, kind, cx) {
+            session::Outcome::Decided(d) => return d,
+            session::Outcome::None => {}
+        }
+        if kind == ClientKind::WebSocket {
+            for (token, source) in bearer::websocket_tokens(req, rp.profile.allow_query_token) {
+                match bearer::check(rp, req, &token, source, cx, may_wait) {
+                    bearer::Outcome::Decided(d) => return d,
+                    bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
+                }
+            }
+        }
+        if let Some(reason) = bearer_failure {
+            return Decision::Respond(pages::unauthorized(Some(reason)));
+        }
+        cx.events.push(Event::Unauthenticated);
+        match kind {
+            ClientKind::Browser => login::start(rp, req, cx),
+            ClientKind::Api | ClientKind::WebSocket => {
+                if rp.ready(cx) {
+                    Decision::Respond(pages::unauthorized(None))
+                } else {
+                    cx.events.push(Event::NotReady);
+                    Decision::Respond(pages::not_ready(true, RETRY_AFTER_SECS))
+                }
+            }
+        }
+    }
+
+    /// The answer to a call started earlier (`None`: the call never went out).
+    pub fn on_call_response(&self, pending: Pending, response: Option<&crate::http::CallResponse>, cx: &mut Context<'_>) -> Decision {
+        match pending {
+            Pending::CodeExchange(ex) => self.with_rp(ex.profile, cx, |rp, cx| login::on_token_response(rp, *ex, response, cx)),
+            Pending::Userinfo(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::on_userinfo(rp, *fin, response, cx)),
+            Pending::Refresh(r) => self.with_rp(r.profile, cx, |rp, cx| session::on_refresh_response(rp, *r, response, cx)),
+            Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::Bearer(_) => {
+                Decision::Respond(pages::login_failed(500, Reason::Internal, "An internal error occurred."))
+            }
+        }
+    }
+
+    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting again.
+    pub fn on_keys(&self, pending: Pending, cx: &mut Context<'_>) -> Decision {
+        match pending {
+            Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
+            Pending::RefreshKeys(r) => self.with_rp(r.profile, cx, |rp, cx| session::validate_refresh(rp, *r, cx, false)),
+            Pending::Bearer(parked) => {
+                let index = parked.profile;
+                let Some(rp) = self.rp(index) else {
+                    return Decision::Respond(pages::unauthorized(Some(Reason::Internal)));
+                };
+                self.authenticate(&rp, &parked.request, cx, false)
+            }
+            other => self.on_call_response(other, None, cx),
+        }
+    }
+
+    fn with_rp(&self, index: usize, cx: &mut Context<'_>, f: impl FnOnce(&Rp<'_>, &mut Context<'_>) -> Decision) -> Decision {
+        match self.rp(index) {
+            Some(rp) => f(&rp, cx),
+            None => Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured.")),
+        }
+    }
+
+    fn rp(&self, index: usize) -> Option<Rp<'_>> {
+        let profile = self.settings.profiles.get(index)?;
+        Some(Rp {
+            engine: self,
+            index,
+            profile,
+            provider: self.settings.providers.get(profile.provider)?,
+            party: self.parties.get(index)?,
+        })
+    }
+
+    fn is_own_cookie(&self, name: &str) -> bool {
+        let name = name.strip_prefix("__Host-").unwrap_or(name);
+        self.cookie_bases.iter().any(|base| match name.strip_prefix(base.as_str()) {
+            Some("") => true,
+            Some(rest) => {
+                rest.starts_with("_tx.") || rest.strip_prefix('_').is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            }
+            None => false,
+        })
+    }
+
+    /// The filter's own cookies never reach the application: they are large and they are secrets.
+    fn upstream_cookie(&self, req: &RequestView) -> CookieHeader {
+        let cookies = req.cookies();
+        if !cookies.iter().any(|(n, _)| self.is_own_cookie(n)) {
+            return CookieHeader::Keep;
+        }
+        let kept: Vec<String> = cookies.iter().filter(|(n, _)| !self.is_own_cookie(n)).map(|(n, v)| format!("{n}={v}")).collect();
+        if kept.is_empty() {
+            CookieHeader::Remove
+        } else {
+            CookieHeader::Replace(kept.join("; "))
+        }
+    }
+
+    fn cache_key(&self, bytes: &[u8]) -> cache::Key {
+        self.keyer.key_of(bytes)
+    }
+
+    fn cache<R>(&self, index: usize, f: impl FnOnce(&mut VerdictCache) -> R) -> Option<R> {
+        let mut caches = self.caches.try_borrow_mut().ok()?;
+        caches.get_mut(index).map(f)
+    }
+}
+
+/// One relying party while handling a request: its profile, provider and derived state.
+pub struct Rp<'a> {
+    engine: &'a Engine,
+    index: usize,
+    pub profile: &'a Profile,
+    pub provider: &'a ProviderConfig,
+    party: &'a Party,
+}
+
+/// Cookie names and attributes for one request: `__Host-` prefixed over https when no
+/// domain is set (RFC 6265bis 4.1.3.2).
+pub struct Names {
+    pub session: String,
+    pub tx_prefix: String,
+    pub attrs: Attributes,
+}
+
+impl Names {
+    /// Attributes of the login (transaction) cookie. It must come back on the IdP's
+    /// redirect to the callback, a navigation another site started, on which browsers
+    /// never send a `SameSite=Strict` cookie: under `strict` it is `Lax` (a top-level GET
+    /// carries that); `none` stays.
+    pub fn tx_attrs(&self) -> Attributes {
+        let mut attrs = self.attrs.clone();
+        if attrs.same_site == crate::session::cookies::SameSite::Strict {
+            attrs.same_site = crate::session::cookies::SameSite::Lax;
+        }
+        attrs
+    }
+}
+
+impl Rp<'_> {
+    fn view<'c>(&self, cx: &'c Context<'_>) -> Option<&'c View> {
+        cx.view(self.profile.provider)
+    }
+
+    fn ready(&self, cx: &Context<'_>) -> bool {
+        self.view(cx).is_some_and(|v| v.is_ready(self.provider, cx.now))
+    }
+
+    fn names(&self, req: &RequestView) -> Names {
+        let secure = req.is_https() || self.profile.cookie.same_site == crate::session::cookies::SameSite::None;
+        let prefix = if req.is_https() && self.profile.cookie.domain.is_none() { "__Host-" } else { "" };
+        let base = &self.profile.cookie.name;
+        Names {
+            session: format!("{prefix}{base}"),
+            tx_prefix: format!("{prefix}{base}_tx."),
+            attrs: Attributes { secure, same_site: self.profile.cookie.same_site, domain: self.profile.cookie.domain.clone() },
+        }
+    }
+
+    /// The AAD label of sessions: bound to the cookie, the profile and the client, so a
+    /// session never opens under another route or client by accident.
+    fn session_label(&self, cookie: &str) -> String {
+        format!("session:{cookie}:{}:{}", self.profile.name, self.profile.client_id)
+    }
+
+    fn tx_label(&self, cookie: &str) -> String {
+        format!("tx:{cookie}:{}:{}", self.profile.name, self.profile.client_id)
+    }
+
+    fn seal_json<T: serde::Serialize>(&self, label: &str, value: &T, cx: &mut Context<'_>) -> Option<String> {
+        let plain = serde_json::to_vec(value).ok()?;
+        let mut nonce = [0u8; 24];
+        cx.entropy.fill(&mut nonce);
+        self.party.sealer.seal(label, &plain, &nonce)
+    }
+
+    fn open_json<T: serde::de::DeserializeOwned>(&self, label: &str, sealed: &str) -> Option<T> {
+        let plain = self.party.sealer.open(label, sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// Only the header hygiene: for pass-through paths. Only headers the request carries
+    /// are named (each removal is a host call).
+    fn strip_only(&self, req: &RequestView) -> Forward {
+        let remove_headers = self.party.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
+        Forward { remove_headers, cookie: self.engine.upstream_cookie(req), ..Forward::default() }
+    }
+
+    /// Forwards an authenticated request: forged identity headers out, ours in.
+    fn forward(&self, req: &RequestView, identity: &Identity, authorization: Option<String>, cx: &mut Context<'_>) -> Decision {
+        if let Err(why) = identity::check_rules(identity, &self.profile.require) {
+            log::info!("oidc-edge: access denied to `{}` for {}: {why}", req.path_only(), self.profile.name);
+            cx.events.push(Event::Forbidden);
+            return Decision::Respond(pages::forbidden(req.client_kind(&self.profile.api_paths) == ClientKind::Browser));
+        }
+        let mut fwd = self.strip_only(req);
+        if let Some(auth) = authorization {
+            // The client's own single Authorization header, unchanged: leave it in place.
+            let unchanged = req.header_values("authorization").as_slice() == [auth.as_bytes()];
+            if unchanged {
+                fwd.remove_headers.retain(|h| h != "authorization");
+            } else {
+                fwd.set_headers.push(("authorization".into(), auth));
+            }
+        }
+        fwd.set_headers.extend(identity::upstream_headers(identity, self.profile));
+        Decision::Forward(fwd)
+    }
+
+    fn token_client(&self, cx: &mut Context<'_>) -> crate::oidc::token::Client<'_> {
+        let mut jti = [0u8; 16];
+        cx.entropy.fill(&mut jti);
+        crate::oidc::token::Client { profile: self.profile, timeout_ms: self.provider.timeout_ms, now: cx.now, jti }
+    }
+
+    /// The origin of the request (`https://host:port`).
+    fn origin(req: &RequestView) -> String {
+        format!("{}://{}", if req.is_https() { "https" } else { "http" }, req.authority)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! Requests that carry a session cookie: opening it, forwarding, refreshing tokens before they expire.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::cache::{self, Verdict};
+use super::identity::Identity;
+use super::{login, Context, Decision, Event, Pending, Rp, Wait};
+use crate::b64;
+use crate::config::ForwardToken;
+use crate::error::Reason;
+use crate::http::CallResponse;
+use crate::jwt::{self, ClaimRules};
+use crate::oidc::token;
+use crate::pages;
+use crate::request::{ClientKind, RequestView};
+use crate::session::cookies::{self, Attributes};
+use crate::session::Session;
+use crate::time::{after, UnixTime};
+
+pub enum Outcome {
+    Decided(Decision),
+    /// No usable session: the caller goes on to other credentials or a login.
+    None,
+}
+
+/// A refresh grant in flight for one request.
+#[derive(Debug)]
+pub struct Refreshing {
+    pub profile: usize,
+    request: Box<RequestView>,
+    session: Session,
+    session_name: String,
+    attrs: Attributes,
+    old_cookies: Vec<String>,
+    cache_key: cache::Key,
+    tokens: Option<token::Tokens>,
+}
+
+/// The claims a session stands for: its ID token's payload (sealed with the session, so
+/// it needs no new signature check) plus what userinfo added at login.
+fn identity_of(session: &Session, rp: &Rp<'_>) -> Identity {
+    let mut claims = session
+        .id_token
+        .split('.')
+        .nth(1)
+        .and_then(b64::url_decode)
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default();
+    for (k, v) in &session.extra_claims {
+        claims.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    claims.insert("sub".into(), Value::String(session.sub.clone()));
+    if let Some(email) = &session.email {
+        claims.entry("email").or_insert_with(|| Value::String(email.clone()));
+    }
+    Identity::from_claims(claims, rp.profile, session.token_exp)
+}
+
+fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session, Reason> {
+    let session: Session = rp.open_json(&rp.session_label(name), sealed).ok_or(Reason::SessionInvalid)?;
+    if session.iss != rp.provider.issuer {
+        return Err(Reason::SessionInvalid);
+    }
+    if now >= session.expires {
+        return Err(Reason::SessionExpired);
+    }
+    Ok(session)
+}
+
+/// Reads the session of this request, if any, and decides what it allows.
+pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>) -> Outcome {
+    let names = rp.names(req);
+    let cookies = req.cookies();
+    let present = cookies::session_cookie_names(cookies, &names.session);
+    if present.is_empty() {
+        return Outcome::None;
+    }
+    let Some(sealed) = cookies::join(cookies, &names.session) else {
+        cx.events.push(Event::SessionRejected(Reason::SessionInvalid));
+        return Outcome::None;
+    };
+    let key = rp.engine.cache_key(sealed.as_bytes());
+    let now = cx.now;
+    let cached = rp.engine.cache(rp.index, |c| c.get(&key, now, |_| 0).cloned()).flatten();
+    let (session, identity) = match cached.and_then(|v| v.session.clone().map(|s| (s, v.identity))) {
+        Some(hit) => hit,
+        None => match open(rp, &names.session, &sealed, now) {
+            Ok(session) => {
+                let identity = Rc::new(identity_of(&session, rp));
+                let session = Rc::new(session);
+                let until = session.expires.min(after(now, rp.profile.token_cache_ttl));
+                let verdict = Verdict { identity: identity.clone(), session: Some(session.clone()), until, generation: 0, provider: usize::MAX };
+                rp.engine.cache(rp.index, |c| c.insert(key, verdict));
+                (session, identity)
+            }
+            Err(reason) => {
+                cx.events.push(Event::SessionRejected(reason));
+                return Outcome::None;
+            }
+        },
+    };
+
+    if kind == ClientKind::WebSocket && !origin_allowed(rp, req) {
+        log::warn!("oidc-edge: refused a cookie-authenticated WebSocket from origin {:?}", req.header_str("origin").unwrap_or("?"));
+        cx.events.push(Event::Forbidden);
+        return Outcome::Decided(Decision::Respond(pages::forbidden_origin()));
+    }
+
+    let token_live = now < session.token_exp;
+    let wants_refresh = session.refresh_token.is_some() && after(now, rp.profile.refresh_before_expiry) >= session.token_exp;
+    if wants_refresh {
+        let token_endpoint = rp.view(cx).and_then(|v| v.metadata.as_ref()).map(|m| m.token_endpoint.clone());
+        if let (Some(endpoint), Some(refresh_token)) = (token_endpoint, session.refresh_token.clone()) {
+            let client = rp.token_client(cx);
+            let call = token::refresh(&client, &endpoint, &refresh_token);
+            let refreshing = Refreshing {
+                profile: rp.index,
+                request: Box::new(req.clone()),
+                session: (*session).clone(),
+                session_name: names.session.clone(),
+                attrs: names.attrs.clone(),
+                old_cookies: present,
+                cache_key: key,
+                tokens: None,
+            };
+            return Outcome::Decided(Decision::Call(call, Pending::Refresh(Box::new(refreshing))));
+        }
+    }
+    if !token_live {
+        cx.events.push(Event::SessionRejected(Reason::SessionExpired));
+        return Outcome::None;
+    }
+    cx.events.push(Event::SessionAccepted);
+    Outcome::Decided(rp.forward(req, &identity, authorization(rp, &session), cx))
+}
+
+/// A cookie rides along with any request the browser makes, including a WebSocket opened
+/// by another site's script: only our own origin (or a configured one) may use it.
+fn origin_allowed(rp: &Rp<'_>, req: &RequestView) -> bool {
+    match req.header_str("origin") {
+        // Not a browser: no ambient cookie to hijack.
+        None => true,
+        Some(origin) => {
+            let origin = origin.trim();
+            origin.eq_ignore_ascii_case(&Rp::origin(req)) || rp.profile.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        }
+    }
+}
+
+fn authorization(rp: &Rp<'_>, session: &Session) -> Option<String> {
+    match rp.profile.forward_token {
+        ForwardToken::IdToken => Some(format!("Bearer {}", session.id_token)),
+        ForwardToken::AccessToken => session.access_token.as_ref().map(|t| format!("Bearer {t}")),
+        ForwardToken::None => None,
+    }
+}
+
+/// Seals `session` into cookies under `name` and expires the request's old session
+/// cookies that are not rewritten (a smaller session leaves no stale chunks behind).
+pub fn write_cookies(rp: &Rp<'_>, session: &Session, name: &str, old: &[String], attrs: &Attributes, cx: &mut Context<'_>) -> Option<Vec<String>> {
+    let sealed = rp.seal_json(&rp.session_label(name), session, cx)?;
+    let parts = cookies::split(name, &sealed)?;
+    let max_age = session.expires.saturating_sub(cx.now);
+    let mut out = Vec::with_capacity(parts.len().saturating_add(old.len()));
+    for stale in old {
+        if !parts.iter().any(|(n, _)| n == stale) {
+            out.push(cookies::clear_cookie(stale, attrs));
+        }
+    }
+    for (n, v) in &parts {
+        out.push(cookies::set_cookie(n, v, attrs, Some(max_age)));
+    }
+    Some(out)
+}
+
+/// A refresh failed. A token that is still valid keeps working (an IdP outage must not
+/// log people out); an expired one means a new login (browsers) or a 401 (API clients),
+/// never the upstream.
+fn refresh_failed(rp: &Rp<'_>, r: Refreshing, reason: Reason, detail: &str, cx: &mut Context<'_>) -> Decision {
+    log::warn!("oidc-edge: token refresh failed: {} ({detail})", reason.code());
+    cx.events.push(Event::RefreshFailed(reason));
+    if cx.now < r.session.token_exp {
+        let identity = identity_of(&r.session, rp);
+        cx.events.push(Event::SessionAccepted);
+        return rp.forward(&r.request, &identity, authorization(rp, &r.session), cx);
+    }
+    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+    match r.request.client_kind(&rp.profile.api_paths) {
+        ClientKind::Browser => login::start(rp, &r.request, cx),
+        ClientKind::Api | ClientKind::WebSocket => Decision::Respond(pages::unauthorized(Some(Reason::SessionExpired))),
+    }
+}
+
+/// The token endpoint answered the refresh grant.
+pub fn on_refresh_response(rp: &Rp<'_>, mut r: Refreshing, response: Option<&CallResponse>, cx: &mut Context<'_>) -> Decision {
+    let Some(response) = response else {
+        return refresh_failed(rp, r, Reason::TokenEndpointFailed, "the refresh call could not be dispatched", cx);
+    };
+    match token::parse_response(response) {
+        Ok(tokens) => {
+            r.tokens = Some(tokens);
+            validate_refresh(rp, r, cx, true)
+        }
+        Err(e) => refresh_failed(rp, r, e.reason, &e.detail, cx),
+    }
+}
+
+/// OIDC Core 12.2: a refreshed ID token must name the same issuer and subject, for this
+/// client, and be otherwise valid; then the session is re-sealed on the response.
+pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, may_wait: bool) -> Decision {
+    let Some(tokens) = r.tokens.take() else {
+        return refresh_failed(rp, r, Reason::Internal, "no tokens", cx);
+    };
+    let mut session = r.session.clone();
+    let mut token_exp = None;
+    if let Some(id_token) = &tokens.id_token {
+        let Some(view) = rp.view(cx) else {
+            return refresh_failed(rp, r, Reason::KeysNotLoaded, "no provider view", cx);
+        };
+        let issuers = [session.iss.clone()];
+        let rules = ClaimRules {
+            issuers: &issuers,
+            audiences: &rp.profile.audiences,
+            authorized_party: Some(&rp.profile.client_id),
+            require_iat: true,
+            nonce: None,
+            access_token: Some(&tokens.access_token),
+            now: cx.now,
+            skew: rp.profile.clock_skew,
+        };
+        match jwt::validate(id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {
+            Ok(v) if v.claims.sub == session.sub => {
+                token_exp = Some(v.claims.exp);
+                session.id_token = id_token.clone();
+                if let Some(email) = v.claims.string("email") {
+                    session.email = Some(email.to_string());
+                }
+            }
+            Ok(_) => return refresh_failed(rp, r, Reason::ClaimInvalid, "the refreshed ID token names another subject", cx),
+            Err(Reason::KidUnknown) if may_wait => {
+                let generation = view.generation;
+                if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
+                    let deadline = rp.provider.wait_deadline(cx.now);
+                    r.tokens = Some(tokens);
+                    return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, pending: Pending::RefreshKeys(Box::new(r)) });
+                }
+                return refresh_failed(rp, r, Reason::KidUnknown, "unknown kid during the refresh cooldown", cx);
+            }
+            Err(reason) => return refresh_failed(rp, r, reason, reason.describe(), cx),
+        }
+    }
+    session.access_token = Some(tokens.access_token.clone());
+    if let Some(rt) = &tokens.refresh_token {
+        session.refresh_token = Some(rt.clone());
+    }
+    session.token_exp = match rp.profile.forward_token {
+        ForwardToken::AccessToken => tokens.expires_in.map(|s| after(cx.now, s)).unwrap_or(session.token_exp),
+        ForwardToken::IdToken | ForwardToken::None => token_exp.unwrap_or(session.token_exp),
+    };
+    if cx.now >= session.token_exp {
+        return refresh_failed(rp, r, Reason::Expired, "the refresh did not yield a token that is still valid", cx);
+    }
+    let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+        return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
+    };
+    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+    cx.events.push(Event::SessionRefreshed);
+    let identity = identity_of(&session, rp);
+    match rp.forward(&r.request, &identity, authorization(rp, &session), cx) {
+        Decision::Forward(mut fwd) => {
+            fwd.response_headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
+            Decision::Forward(fwd)
+        }
+        Decision::Respond(mut resp) => {
+            // Refused by `require`: still keep the refreshed session.
+            resp.headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
+            Decision::Respond(resp)
+        }
+        other => other,
+    }
+}
+
+/// Opens the session for logout: an expired one still names the user (`id_token_hint`).
+pub fn open_for_logout(rp: &Rp<'_>, req: &RequestView) -> Option<Session> {
+    let names = rp.names(req);
+    let cookies = req.cookies();
+    let sealed = cookies::join(cookies, &names.session)?;
+    rp.open_json::<Session>(&rp.session_label(&names.session), &sealed)
+}

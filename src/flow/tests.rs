@@ -1,0 +1,788 @@
+//! The whole flow, natively: a scripted IdP (real RSA keys, signed tokens), simulated time,
+//! an in-memory shared store, and the engine's decisions checked step by step.
+
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::BigUint;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::b64;
+use crate::entropy::SplitMix;
+use crate::http::{CallResponse, Query};
+use crate::lifecycle::Refresher;
+use crate::provider::View;
+use crate::store::MemoryStore;
+
+const ISSUER: &str = "https://idp.example.com";
+const T0: u64 = 1_800_000_000;
+
+fn fixture_key(file: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let set: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    set["keys"][0].clone()
+}
+
+/// An IdP that signs with one of the fixture keys.
+struct Idp {
+    kid: String,
+    der: Vec<u8>,
+    public: Value,
+}
+
+impl Idp {
+    fn new(file: &str) -> Idp {
+        let k = fixture_key(file);
+        let n = |name: &str| BigUint::from_bytes_be(&b64::url_decode(k[name].as_str().unwrap()).unwrap());
+        let key = rsa::RsaPrivateKey::from_components(n("n"), n("e"), n("d"), vec![n("p"), n("q")]).unwrap();
+        let der = key.to_pkcs1_der().unwrap().as_bytes().to_vec();
+        let public = json!({"kty": "RSA", "kid": k["kid"], "use": "sig", "alg": "RS256", "n": k["n"], "e": k["e"]});
+        Idp { kid: k["kid"].as_str().unwrap().to_string(), der, public }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_with_header(claims, json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}))
+    }
+
+    fn sign_with_header(&self, claims: &Value, header: Value) -> String {
+        let h = b64::url_encode(header.to_string().as_bytes());
+        let p = b64::url_encode(claims.to_string().as_bytes());
+        let input = format!("{h}.{p}");
+        let key = jsonwebtoken::EncodingKey::from_rsa_der(&self.der);
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::RS256).unwrap();
+        format!("{input}.{sig}")
+    }
+}
+
+fn discovery() -> Value {
+    json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": "https://idp.example.com/auth",
+        "token_endpoint": "https://idp.example.com/token",
+        "jwks_uri": "https://idp.example.com/jwks",
+        "end_session_endpoint": "https://idp.example.com/logout",
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+fn config(extra: Value) -> Value {
+    let mut c = json!({
+        "issuer": ISSUER, "idp_cluster": "idp", "client_id": "app", "client_secret": "secret",
+        "cookie_secret": b64::std_encode(&[5u8; 32]),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// One VM's world: engine, shared store, provider views, clock and entropy.
+struct World {
+    engine: Engine,
+    store: MemoryStore,
+    views: Vec<View>,
+    now: u64,
+    rng: SplitMix,
+    idp: Idp,
+    events: Vec<Event>,
+}
+
+impl World {
+    fn new(extra: Value) -> World {
+        let settings = Settings::from_json(config(extra).to_string().as_bytes()).unwrap();
+        let engine = Engine::new(settings, [9u8; 16]);
+        let views = vec![View::default(); engine.settings.providers.len()];
+        let mut w = World { engine, store: MemoryStore::default(), views, now: T0, rng: SplitMix(7), idp: Idp::new("idp-keys.json"), events: vec![] };
+        let jwks = json!({"keys": [w.idp.public.clone()]});
+        w.load_provider(&jwks);
+        w
+    }
+
+    /// Runs the refresher of provider 0 like the root context does on ticks.
+    fn load_provider(&mut self, jwks: &Value) {
+        for _ in 0..4 {
+            let cfg = &self.engine.settings.providers[0];
+            let keys = &self.engine.provider_keys[0];
+            let r = Refresher { provider: cfg, keys, me: "vm" };
+            let Some(plan) = r.poll(&mut self.store, self.now) else { break };
+            let body = match plan.target {
+                crate::lifecycle::Target::Discovery => discovery(),
+                crate::lifecycle::Target::Jwks => jwks.clone(),
+            };
+            let resp = CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() };
+            assert!(r.complete(&mut self.store, &plan, Some(&resp), self.now, 0).succeeded());
+        }
+        self.sync();
+    }
+
+    fn sync(&mut self) {
+        for ((v, k), c) in self.views.iter_mut().zip(&self.engine.provider_keys).zip(&self.engine.settings.providers) {
+            v.sync(&self.store, k, c);
+        }
+    }
+
+    fn step(&mut self, f: impl FnOnce(&Engine, &mut Context<'_>) -> Decision) -> Decision {
+        let mut cx = Context { now: self.now, providers: &self.views, store: &mut self.store, entropy: &mut self.rng, events: vec![] };
+        let d = f(&self.engine, &mut cx);
+        self.events.extend(cx.events);
+        d
+    }
+
+    fn request(&mut self, req: &RequestView) -> Decision {
+        self.step(|e, cx| e.on_request(req, cx))
+    }
+
+    fn respond(&mut self, pending: Pending, resp: &CallResponse) -> Decision {
+        self.step(|e, cx| e.on_call_response(pending, Some(resp), cx))
+    }
+
+    fn id_token(&self, nonce: &str, patch: Value) -> String {
+        let mut claims = json!({
+            "iss": ISSUER, "sub": "alice", "aud": "app", "exp": self.now + 300, "iat": self.now,
+            "nonce": nonce, "email": "alice@example.com", "groups": ["g-admins", "devs"],
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        self.idp.sign(&claims)
+    }
+}
+
+fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestView {
+    let mut h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        (":scheme".into(), b"http".to_vec()),
+        (":authority".into(), b"app.example.com".to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+    ];
+    for (n, v) in headers {
+        h.push((n.to_string(), v.as_bytes().to_vec()));
+    }
+    RequestView::from_headers(h)
+}
+
+const HTML: (&str, &str) = ("accept", "text/html");
+
+fn respond(d: Decision) -> LocalResponse {
+    match d {
+        Decision::Respond(r) => r,
+        other => panic!("expected a local response, got {other:?}"),
+    }
+}
+
+fn forward(d: Decision) -> Forward {
+    match d {
+        Decision::Forward(f) => f,
+        other => panic!("expected forward, got {other:?}"),
+    }
+}
+
+/// The client's one valid `Authorization` header goes upstream as it came: neither
+/// removed nor rewritten.
+fn assert_kept_authorization(f: &Forward) {
+    assert!(!f.remove_headers.iter().any(|h| h == "authorization"), "{f:?}");
+    assert!(!f.set_headers.iter().any(|(h, _)| h == "authorization"), "{f:?}");
+}
+
+fn header<'a>(r: &'a LocalResponse, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+fn set_cookies(r: &[(String, String)]) -> Vec<(String, String)> {
+    r.iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .filter_map(|(_, v)| {
+            let first = v.split(';').next()?;
+            let (n, val) = first.split_once('=')?;
+            Some((n.to_string(), val.to_string()))
+        })
+        .collect()
+}
+
+/// Cookies a browser would now hold (non-empty ones).
+fn cookie_header(cookies: &[(String, String)]) -> String {
+    cookies.iter().filter(|(_, v)| !v.is_empty()).map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+}
+
+struct Started {
+    state: String,
+    nonce: String,
+    challenge: String,
+    cookies: Vec<(String, String)>,
+}
+
+fn start_login(w: &mut World, path: &str) -> Started {
+    let r = respond(w.request(&req("GET", path, &[HTML])));
+    assert_eq!(r.status, 302);
+    let loc = header(&r, "location").unwrap();
+    assert!(loc.starts_with("https://idp.example.com/auth?"), "{loc}");
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    assert_eq!(q.single("response_type"), Some("code"));
+    assert_eq!(q.single("client_id"), Some("app"));
+    assert_eq!(q.single("redirect_uri"), Some("http://app.example.com/oauth2/callback"));
+    assert_eq!(q.single("scope"), Some("openid profile email"));
+    assert_eq!(q.single("code_challenge_method"), Some("S256"));
+    Started {
+        state: q.single("state").unwrap().to_string(),
+        nonce: q.single("nonce").unwrap().to_string(),
+        challenge: q.single("code_challenge").unwrap().to_string(),
+        cookies: set_cookies(&r.headers),
+    }
+}
+
+fn callback(w: &mut World, s: &Started, query: &str) -> Decision {
+    let cookie = cookie_header(&s.cookies);
+    w.request(&req("GET", &format!("/oauth2/callback?{query}"), &[HTML, ("cookie", &cookie)]))
+}
+
+fn token_response(id_token: &str, refresh: Option<&str>) -> CallResponse {
+    let mut body = json!({"token_type": "Bearer", "access_token": "at-123", "id_token": id_token, "expires_in": 300});
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }
+}
+
+/// A complete login; returns the browser's session cookies.
+fn login(w: &mut World, patch: Value, refresh: Option<&str>) -> Vec<(String, String)> {
+    let s = start_login(w, "/some/page?x=1");
+    let d = callback(w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    let Decision::Call(call, pending) = d else { panic!("expected the code exchange, got {d:?}") };
+    assert_eq!(call.endpoint.url(), "https://idp.example.com/token");
+    let body = String::from_utf8(call.body.clone().unwrap()).unwrap();
+    let form = Query::parse(&body);
+    assert_eq!(form.single("code"), Some("c0de"));
+    let verifier = form.single("code_verifier").unwrap();
+    assert_eq!(crate::oidc::authorize::pkce_challenge(verifier), s.challenge, "PKCE verifier matches the challenge");
+    let id_token = w.id_token(&s.nonce, patch);
+    let r = respond(w.respond(pending, &token_response(&id_token, refresh)));
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(header(&r, "location"), Some("/some/page?x=1"));
+    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    assert_eq!(header(&r, "referrer-policy"), Some("no-referrer"));
+    set_cookies(&r.headers).into_iter().filter(|(n, v)| n.starts_with("oidc_edge") && !n.contains("_tx.") && !v.is_empty()).collect()
+}
+
+fn with_cookies(cookies: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = vec![("cookie".to_string(), cookie_header(cookies))];
+    h.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    h
+}
+
+fn req_owned(method: &str, path: &str, headers: &[(String, String)]) -> RequestView {
+    let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    req(method, path, &h)
+}
+
+#[test]
+fn not_ready_fails_closed() {
+    let settings = Settings::from_json(config(json!({})).to_string().as_bytes()).unwrap();
+    let engine = Engine::new(settings, [9u8; 16]);
+    let views = vec![View::default()];
+    let mut store = MemoryStore::default();
+    let mut rng = SplitMix(1);
+    let mut cx = Context { now: T0, providers: &views, store: &mut store, entropy: &mut rng, events: vec![] };
+    let browser = respond(engine.on_request(&req("GET", "/", &[HTML]), &mut cx));
+    assert_eq!(browser.status, 503);
+    assert!(header(&browser, "retry-after").is_some());
+    let api = respond(engine.on_request(&req("GET", "/", &[("accept", "application/json")]), &mut cx));
+    assert_eq!(api.status, 401);
+    assert!(header(&api, "retry-after").is_some());
+    let bearer = respond(engine.on_request(&req("GET", "/", &[("authorization", "Bearer a.b.c")]), &mut cx));
+    assert_eq!(bearer.status, 401);
+}
+
+#[test]
+fn full_login_then_session_requests() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), None);
+    assert_eq!(session.len(), 1);
+    assert_eq!(session[0].0, "oidc_edge");
+    let h = with_cookies(&session, &[("x-auth-request-user", "mallory"), ("authorization", "Bearer junk")]);
+    let mut h2 = h.clone();
+    h2[0].1 = format!("{}; app=1", h2[0].1);
+    let f = forward(w.request(&req_owned("GET", "/x", &h2)));
+    let set = |n: &str| f.set_headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert!(f.remove_headers.contains(&"x-auth-request-user".to_string()));
+    assert!(f.remove_headers.contains(&"authorization".to_string()));
+    assert_eq!(set("x-auth-request-user").as_deref(), Some("alice"));
+    assert_eq!(set("x-auth-request-email").as_deref(), Some("alice@example.com"));
+    assert!(set("authorization").unwrap().starts_with("Bearer eyJ"));
+    assert_eq!(f.cookie, CookieHeader::Replace("app=1".into()), "the filter's cookies stay out of the upstream");
+    assert!(w.events.contains(&Event::LoginCompleted));
+    // The session expires with the ID token (no refresh token here).
+    w.now += 301;
+    let r = respond(w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML]))));
+    assert_eq!(r.status, 302, "expired session means a new login");
+}
+
+#[test]
+fn callback_failures_never_make_a_session() {
+    type Case = (&'static str, Box<dyn Fn(&mut World, &Started) -> Decision>);
+    let q = |s: &Started| format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
+    let cases: Vec<Case> = vec![
+        ("no state", Box::new(|w, s| callback(w, s, "code=c&iss=https%3A%2F%2Fidp.example.com"))),
+        ("unknown state", Box::new(|w, s| callback(w, s, "code=c&state=forged&iss=https%3A%2F%2Fidp.example.com"))),
+        ("no transaction cookie", Box::new(move |w, s| w.request(&req("GET", &format!("/oauth2/callback?{}", q(s)), &[HTML])))),
+        ("wrong iss", Box::new(|w, s| callback(w, s, &format!("code=c&state={}&iss=https%3A%2F%2Fevil.example.com", s.state)))),
+        ("missing iss although advertised", Box::new(|w, s| callback(w, s, &format!("code=c&state={}", s.state)))),
+        ("idp error", Box::new(|w, s| callback(w, s, &format!("error=access_denied&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)))),
+        ("no code", Box::new(|w, s| callback(w, s, &format!("state={}&iss=https%3A%2F%2Fidp.example.com", s.state)))),
+        (
+            "expired transaction",
+            Box::new(move |w, s| {
+                w.now += 601;
+                callback(w, s, &q(s))
+            }),
+        ),
+        (
+            "tampered transaction cookie",
+            Box::new(move |w, s| {
+                let mut t = Started { state: s.state.clone(), nonce: s.nonce.clone(), challenge: s.challenge.clone(), cookies: s.cookies.clone() };
+                let v = &mut t.cookies[0].1;
+                let mid = v.len() / 2;
+                let c = if &v[mid..mid + 1] == "A" { "B" } else { "A" };
+                v.replace_range(mid..mid + 1, c);
+                callback(w, &t, &q(s))
+            }),
+        ),
+    ];
+    for (name, case) in cases {
+        let mut w = World::new(json!({}));
+        let s = start_login(&mut w, "/");
+        let r = respond(case(&mut w, &s));
+        assert!((400..500).contains(&r.status), "{name}: {}", r.status);
+        assert!(set_cookies(&r.headers).iter().all(|(n, v)| v.is_empty() || n.contains("_tx.")), "{name}: no session cookie");
+        assert!(w.events.iter().any(|e| matches!(e, Event::LoginFailed(_))), "{name}");
+    }
+}
+
+#[test]
+fn id_token_failures_never_make_a_session() {
+    let cases: Vec<(&str, Value, Reason)> = vec![
+        ("nonce changed", json!({"nonce": "other"}), Reason::NonceMismatch),
+        ("nonce missing", json!({"nonce": null}), Reason::NonceMissing),
+        ("other audience", json!({"aud": "someone-else"}), Reason::AudMismatch),
+        ("expired", json!({"exp": T0 - 600}), Reason::Expired),
+        ("no exp", json!({"exp": null}), Reason::ExpMissing),
+        ("no sub", json!({"sub": null}), Reason::SubMissing),
+        ("no iat", json!({"iat": null}), Reason::IatMissing),
+        ("other issuer", json!({"iss": "https://evil.example.com"}), Reason::IssMismatch),
+        ("two audiences without azp", json!({"aud": ["app", "other"]}), Reason::AzpMismatch),
+    ];
+    for (name, patch, reason) in cases {
+        let mut w = World::new(json!({}));
+        let s = start_login(&mut w, "/");
+        let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else {
+            panic!("{name}")
+        };
+        let token = w.id_token(&s.nonce, patch);
+        let r = respond(w.respond(pending, &token_response(&token, None)));
+        assert_eq!(r.status, 401, "{name}");
+        assert!(w.events.contains(&Event::LoginFailed(reason)), "{name}: {:?}", w.events);
+        assert!(set_cookies(&r.headers).iter().all(|(_, v)| v.is_empty()), "{name}");
+    }
+    // Signature attacks: alg none, a token signed by another key, HS256 with the public key.
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/");
+    let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
+    let none = format!(
+        "{}.{}.",
+        b64::url_encode(br#"{"alg":"none"}"#),
+        b64::url_encode(claims.to_string().as_bytes())
+    );
+    let r = respond(w.respond(pending, &token_response(&none, None)));
+    assert!(r.status >= 400);
+
+    // An access token (at+jwt) with otherwise valid ID token claims is not an ID token.
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/");
+    let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
+    let at = w.idp.sign_with_header(&claims, json!({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}));
+    let r = respond(w.respond(pending, &token_response(&at, None)));
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn replayed_callback_is_refused() {
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/");
+    let q = format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
+    assert!(matches!(callback(&mut w, &s, &q), Decision::Call(..)));
+    let r = respond(callback(&mut w, &s, &q));
+    assert_eq!(r.status, 400);
+    assert!(w.events.contains(&Event::LoginFailed(Reason::StateReplayed)));
+}
+
+#[test]
+fn return_paths_stay_on_this_origin() {
+    for (path, want) in [("//evil.example/x", "/"), ("/ok?a=b", "/ok?a=b")] {
+        let mut w = World::new(json!({}));
+        let s = start_login(&mut w, path);
+        let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+        let token = w.id_token(&s.nonce, json!({}));
+        let r = respond(w.respond(pending, &token_response(&token, None)));
+        assert_eq!(header(&r, "location"), Some(want), "{path}");
+    }
+}
+
+#[test]
+fn tampered_or_foreign_session_reads_as_absent() {
+    let mut w = World::new(json!({}));
+    let mut session = login(&mut w, json!({}), None);
+    let v = &mut session[0].1;
+    let mid = v.len() / 2;
+    let c = if &v[mid..mid + 1] == "A" { "B" } else { "A" };
+    v.replace_range(mid..mid + 1, c);
+    let r = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[HTML]))));
+    assert_eq!(r.status, 302);
+    assert!(w.events.contains(&Event::SessionRejected(Reason::SessionInvalid)));
+    let api = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[("accept", "application/json")]))));
+    assert_eq!(api.status, 401);
+
+    // A session of another client (same secret) does not open here.
+    let mut other = World::new(json!({"client_id": "other", "audiences": ["app"]}));
+    let foreign = login(&mut World::new(json!({})), json!({}), None);
+    let r = respond(other.request(&req_owned("GET", "/", &with_cookies(&foreign, &[HTML]))));
+    assert_eq!(r.status, 302);
+}
+
+#[test]
+fn large_sessions_are_split_and_stale_chunks_expired() {
+    let mut w = World::new(json!({}));
+    let big = "x".repeat(20_000);
+    let session = login(&mut w, json!({"big": big}), None);
+    assert!(session.len() >= 6, "a 20 KB token needs several cookies: {}", session.len());
+    assert!(session.iter().all(|(n, v)| n.len() + v.len() < 4000));
+    let f = forward(w.request(&req_owned("GET", "/", &with_cookies(&session, &[]))));
+    assert!(f.set_headers.iter().any(|(n, v)| n == "authorization" && v.len() > 20_000));
+    assert_eq!(f.cookie, CookieHeader::Remove);
+
+    // A new, smaller login in the same browser expires the old chunks.
+    let s = start_login(&mut w, "/");
+    let mut cookies = session.clone();
+    cookies.extend(s.cookies.clone());
+    let cookie = cookie_header(&cookies);
+    let d = w.request(&req("GET", &format!("/oauth2/callback?code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state), &[("cookie", &cookie)]));
+    let Decision::Call(_, pending) = d else { panic!("{d:?}") };
+    let token = w.id_token(&s.nonce, json!({}));
+    let r = respond(w.respond(pending, &token_response(&token, None)));
+    let sc = set_cookies(&r.headers);
+    let cleared: Vec<&String> = sc.iter().filter(|(_, v)| v.is_empty()).map(|(n, _)| n).collect();
+    for (old, _) in &session {
+        assert!(cleared.contains(&old), "{old} should be expired");
+    }
+    assert!(sc.iter().any(|(n, v)| n == "oidc_edge" && !v.is_empty()));
+}
+
+#[test]
+fn bearer_tokens() {
+    let mut w = World::new(json!({"claim_headers": {"X-Groups": "groups"}}));
+    let good = w.idp.sign(&json!({"iss": ISSUER, "sub": "svc", "aud": "app", "exp": T0 + 300, "groups": ["a", "b"]}));
+    let auth = format!("Bearer {good}");
+    let f = forward(w.request(&req("GET", "/api", &[("authorization", &auth), ("x-groups", "forged")])));
+    assert!(f.remove_headers.contains(&"x-groups".to_string()));
+    assert!(f.set_headers.contains(&("x-groups".to_string(), "a,b".to_string())));
+    assert_kept_authorization(&f);
+    assert!(f.set_headers.contains(&("x-auth-request-user".to_string(), "svc".to_string())));
+    // The second time comes from the cache.
+    forward(w.request(&req("GET", "/api", &[("authorization", &auth)])));
+    assert_eq!(w.engine.cache(0, |c| c.len()), Some(1));
+
+    let table: Vec<(&str, String, Reason)> = vec![
+        ("garbage", "junk".into(), Reason::TokenMalformed),
+        ("expired", w.idp.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 - 120})), Reason::Expired),
+        ("wrong aud", w.idp.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "x", "exp": T0 + 60})), Reason::AudMismatch),
+        ("unknown issuer", w.idp.sign(&json!({"iss": "https://evil", "sub": "s", "aud": "app", "exp": T0 + 60})), Reason::IssMismatch),
+        (
+            "bad signature",
+            {
+                let t = w.idp.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 60}));
+                let (rest, sig) = t.rsplit_once('.').unwrap();
+                let mut s = sig.to_string();
+                let c = if s.starts_with('A') { "B" } else { "A" };
+                s.replace_range(0..1, c);
+                format!("{rest}.{s}")
+            },
+            Reason::SignatureInvalid,
+        ),
+    ];
+    for (name, token, reason) in table {
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}")), HTML])));
+        assert_eq!(r.status, 401, "{name}: never a redirect for a bad bearer token");
+        let www = header(&r, "www-authenticate").unwrap();
+        assert!(www.contains("error=\"invalid_token\""), "{name}: {www}");
+        assert!(w.events.contains(&Event::TokenRejected(reason)), "{name}: {:?}", w.events);
+    }
+}
+
+#[test]
+fn bearer_tokens_with_several_audiences_need_azp() {
+    let mut w = World::new(json!({}));
+    let claims = |extra: Value| {
+        let mut c = json!({"iss": ISSUER, "sub": "svc", "aud": ["app", "other"], "exp": T0 + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (name, extra, reason) in [
+        ("no azp", json!({}), Reason::AzpMismatch),
+        ("foreign azp", json!({"azp": "other"}), Reason::AzpMismatch),
+    ] {
+        let token = w.idp.sign(&claims(extra));
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+        assert_eq!(r.status, 401, "{name}");
+        assert!(w.events.contains(&Event::TokenRejected(reason)), "{name}: {:?}", w.events);
+    }
+    let ok = w.idp.sign(&claims(json!({"azp": "app"})));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {ok}"))])));
+    // One audience: `azp` names whoever asked for the token, as access tokens do.
+    let single = w.idp.sign(&json!({"iss": ISSUER, "sub": "svc", "aud": "app", "azp": "cli", "exp": T0 + 300}));
+    forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {single}"))])));
+}
+
+#[test]
+fn unknown_kid_waits_for_one_refetch_then_passes() {
+    let mut w = World::new(json!({}));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    let token = rotated.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 300}));
+    let auth = format!("Bearer {token}");
+    let Decision::Wait(wait) = w.request(&req("GET", "/api", &[("authorization", &auth)])) else { panic!("expected a wait") };
+    assert!(w.events.contains(&Event::KidRefetchRequested));
+    // A flood of other unknown kids is coalesced into the same refetch.
+    for i in 0..20 {
+        let forged = rotated.sign_with_header(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 300}), json!({"alg": "RS256", "kid": format!("random-{i}")}));
+        let d = w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {forged}"))]));
+        assert!(matches!(d, Decision::Wait(_)), "coalesced while the first refetch is pending");
+    }
+    // The root ticks: one fetch, with both keys.
+    let cfg = w.engine.settings.providers[0].clone();
+    let keys = w.engine.provider_keys[0].clone();
+    let r = Refresher { provider: &cfg, keys: &keys, me: "vm" };
+    let plan = r.poll(&mut w.store, w.now).expect("refetch due");
+    assert_eq!(plan.trigger, "unknown_kid");
+    assert!(Refresher { provider: &cfg, keys: &keys, me: "vm2" }.poll(&mut w.store, w.now).is_none(), "one VM fetches");
+    let body = json!({"keys": [w.idp.public.clone(), rotated.public.clone()]});
+    r.complete(&mut w.store, &plan, Some(&CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }), w.now, 0);
+    w.sync();
+    assert_ne!(w.views[0].generation, wait.generation);
+    let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert_kept_authorization(&f);
+    // Within the cooldown, another unknown kid is refused at once, without a fetch.
+    w.now += 5;
+    let forged = rotated.sign_with_header(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 300}), json!({"alg": "RS256", "kid": "new"}));
+    let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {forged}"))])));
+    assert_eq!(r.status, 401);
+    assert!(Refresher { provider: &cfg, keys: &keys, me: "vm" }.poll(&mut w.store, w.now).is_none());
+}
+
+#[test]
+fn a_waiting_request_is_decided_when_the_refetch_answers_not_at_the_next_tick() {
+    let mut w = World::new(json!({}));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    let token = rotated.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 + 300}));
+    let auth = format!("Bearer {token}");
+    let Decision::Wait(wait) = w.request(&req("GET", "/api", &[("authorization", &auth)])) else { panic!("expected a wait") };
+    // The root context ticks while the IdP has not answered yet: it syncs its views,
+    // dispatches the refetch, syncs again. The waiting request must not be released
+    // (the shell releases it when the generation moves).
+    w.sync();
+    let cfg = w.engine.settings.providers[0].clone();
+    let keys = w.engine.provider_keys[0].clone();
+    let r = Refresher { provider: &cfg, keys: &keys, me: "vm" };
+    let plan = r.poll(&mut w.store, w.now).expect("refetch due");
+    w.sync();
+    assert_eq!(w.views[0].generation, wait.generation, "released before the keys arrived");
+    // The answer arrives a moment later: now it is released, and passes.
+    w.now += 2;
+    let body = json!({"keys": [w.idp.public.clone(), rotated.public.clone()]});
+    r.complete(&mut w.store, &plan, Some(&CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }), w.now, 0);
+    w.sync();
+    assert_ne!(w.views[0].generation, wait.generation);
+    let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert_kept_authorization(&f);
+}
+
+#[test]
+fn unknown_kid_with_implausible_claims_never_refetches() {
+    let mut w = World::new(json!({}));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    for claims in [
+        json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": T0 - 3600}),
+        json!({"iss": ISSUER, "sub": "s", "aud": "nope", "exp": T0 + 60}),
+    ] {
+        let token = rotated.sign(&claims);
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+        assert_eq!(r.status, 401);
+    }
+    assert!(!w.events.contains(&Event::KidRefetchRequested));
+}
+
+#[test]
+fn require_rules_and_claim_map() {
+    let mut w = World::new(json!({
+        "claim_map": {"groups": {"g-admins": "admins"}},
+        "require": [{"claim": "groups", "one_of": ["admins"]}],
+        "claim_headers": {"X-Groups": "groups"},
+    }));
+    let ok = w.idp.sign(&json!({"iss": ISSUER, "sub": "a", "aud": "app", "exp": T0 + 60, "groups": ["g-admins"]}));
+    let f = forward(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {ok}"))])));
+    assert!(f.set_headers.contains(&("x-groups".to_string(), "admins".to_string())));
+    let no = w.idp.sign(&json!({"iss": ISSUER, "sub": "b", "aud": "app", "exp": T0 + 60, "groups": ["devs"]}));
+    let r = respond(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {no}")), ("accept", "application/json")])));
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("\"error\":\"forbidden\""));
+    let session = login(&mut w, json!({"groups": ["devs"]}), None);
+    let r = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[HTML]))));
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Access denied"));
+}
+
+#[test]
+fn pass_through_and_api_paths() {
+    let mut w = World::new(json!({"pass_through_paths": ["/healthz"], "api_paths": ["/api/"]}));
+    let f = forward(w.request(&req("GET", "/healthz", &[("x-auth-request-user", "forged")])));
+    assert!(f.remove_headers.contains(&"x-auth-request-user".to_string()));
+    assert!(f.set_headers.is_empty());
+    let r = respond(w.request(&req("GET", "/api/items", &[HTML])));
+    assert_eq!(r.status, 401, "api paths never redirect");
+}
+
+#[test]
+fn refresh_before_expiry() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), Some("rt-1"));
+    w.now += 250; // 50 s before the ID token's exp: inside refresh_before_expiry (60 s)
+    let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML])));
+    let Decision::Call(call, pending) = d else { panic!("expected a refresh, got {d:?}") };
+    let body = String::from_utf8(call.body.unwrap()).unwrap();
+    assert!(body.contains("grant_type=refresh_token") && body.contains("refresh_token=rt-1"));
+    let new_id = w.id_token("ignored", json!({"nonce": null}));
+    let f = forward(w.respond(pending, &token_response(&new_id, Some("rt-2"))));
+    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
+    let fresh = set_cookies(&f.response_headers);
+    assert!(fresh.iter().any(|(n, v)| n == "oidc_edge" && !v.is_empty()), "the session is re-sealed on the response");
+    assert!(w.events.contains(&Event::SessionRefreshed));
+
+    // Another subject in the refreshed token is refused; the old one is still valid: kept.
+    let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML])));
+    let Decision::Call(_, pending) = d else { panic!() };
+    let wrong = w.id_token("n", json!({"sub": "mallory", "nonce": null}));
+    let f = forward(w.respond(pending, &token_response(&wrong, None)));
+    assert!(f.set_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
+
+    // Expired and the refresh fails: a new login for browsers, 401 for API clients.
+    w.now += 100;
+    for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {
+        let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &hdrs)));
+        let Decision::Call(_, pending) = d else { panic!() };
+        let refused = CallResponse { status: 400, headers: vec![], body: br#"{"error":"invalid_grant"}"#.to_vec() };
+        let r = respond(w.respond(pending, &refused));
+        assert_eq!(r.status, status);
+    }
+}
+
+#[test]
+fn logout() {
+    let mut w = World::new(json!({"post_logout_redirect_uri": "http://app.example.com/bye"}));
+    let session = login(&mut w, json!({}), None);
+    let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&session, &[("origin", "http://app.example.com")]))));
+    assert_eq!(r.status, 302);
+    let loc = header(&r, "location").unwrap();
+    assert!(loc.starts_with("https://idp.example.com/logout?id_token_hint=eyJ"), "{loc}");
+    assert!(loc.contains("client_id=app") && loc.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.example.com%2Fbye"));
+    assert!(set_cookies(&r.headers).iter().any(|(n, v)| n == "oidc_edge" && v.is_empty()));
+    for cross in [vec![("origin", "https://evil.example")], vec![("sec-fetch-site", "cross-site")], vec![("referer", "https://evil.example/page")]] {
+        let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&session, &cross))));
+        assert_eq!(r.status, 200, "{cross:?}: a confirmation page, not a logout");
+        assert!(set_cookies(&r.headers).is_empty());
+    }
+}
+
+#[test]
+fn websockets() {
+    let mut w = World::new(json!({"allow_query_token": true, "allowed_origins": ["https://other.example.com"]}));
+    let ws = [("upgrade", "websocket"), ("connection", "Upgrade")];
+    let r = respond(w.request(&req("GET", "/ws", &[ws[0], ws[1], HTML])));
+    assert_eq!(r.status, 401, "never redirected");
+
+    let session = login(&mut w, json!({}), None);
+    let with = |origin: &str| with_cookies(&session, &[ws[0], ws[1], ("origin", origin)]);
+    forward(w.request(&req_owned("GET", "/ws", &with("http://app.example.com"))));
+    forward(w.request(&req_owned("GET", "/ws", &with("https://other.example.com"))));
+    let r = respond(w.request(&req_owned("GET", "/ws", &with("https://evil.example"))));
+    assert_eq!(r.status, 403);
+
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "ws", "aud": "app", "exp": T0 + 60}));
+    let proto = format!("chat, base64url.bearer.authorization.k8s.io.{}", b64::url_encode(token.as_bytes()));
+    let f = forward(w.request(&req("GET", "/ws", &[ws[0], ws[1], ("sec-websocket-protocol", &proto)])));
+    assert!(f.set_headers.contains(&("sec-websocket-protocol".to_string(), "chat".to_string())));
+    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {token}"))));
+    let f = forward(w.request(&req("GET", &format!("/ws?room=1&access_token={token}"), &[ws[0], ws[1]])));
+    assert_eq!(f.path.as_deref(), Some("/ws?room=1"));
+}
+
+#[test]
+fn routes_keep_sessions_apart() {
+    let mut w = World::new(json!({"routes": [{"path_prefix": "/admin", "require": [{"claim": "sub", "one_of": ["root"]}]}]}));
+    let session = login(&mut w, json!({}), None);
+    // The default route's session is not a session of /admin: it logs in there anew.
+    let r = respond(w.request(&req_owned("GET", "/admin/x", &with_cookies(&session, &[HTML]))));
+    assert_eq!(r.status, 302);
+    let sc = set_cookies(&r.headers);
+    assert!(sc.iter().any(|(n, _)| n.starts_with("oidc_edge-1_tx.")), "{sc:?}");
+    // The IdP sends the browser back to the shared callback path: the route whose login
+    // cookie the request carries finishes it.
+    let loc = header(&r, "location").unwrap().to_string();
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    let (state, nonce) = (q.single("state").unwrap().to_string(), q.single("nonce").unwrap().to_string());
+    let mut jar = session.clone();
+    jar.extend(sc);
+    let cookie = cookie_header(&jar);
+    let d = w.request(&req("GET", &format!("/oauth2/callback?code=c&state={state}&iss=https%3A%2F%2Fidp.example.com"), &[HTML, ("cookie", &cookie)]));
+    let Decision::Call(_, pending) = d else { panic!("the /admin route finishes its login: {d:?}") };
+    let token = w.id_token(&nonce, json!({}));
+    let r = respond(w.respond(pending, &token_response(&token, None)));
+    assert_eq!(header(&r, "location"), Some("/admin/x"));
+    let admin: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge-1" && !v.is_empty()).collect();
+    assert_eq!(admin.len(), 1);
+    jar = session.clone();
+    jar.extend(admin);
+    let r = respond(w.request(&req_owned("GET", "/admin/x", &with_cookies(&jar, &[HTML]))));
+    assert_eq!(r.status, 403, "the /admin rule refuses alice");
+    forward(w.request(&req_owned("GET", "/x", &with_cookies(&jar, &[HTML]))));
+}
+
+#[test]
+fn same_site_strict_login_survives_the_cross_site_return() {
+    let mut w = World::new(json!({"cookie_same_site": "strict"}));
+    // The login cookie comes back on the IdP's (cross-site) redirect only if it is not Strict.
+    let first = respond(w.request(&req("GET", "/p?a=1&b=2", &[HTML])));
+    let tx = first.headers.iter().find(|(n, v)| n == "set-cookie" && v.contains("_tx.")).unwrap();
+    assert!(tx.1.contains("SameSite=Lax"), "{}", tx.1);
+
+    let s = start_login(&mut w, "/p?a=1&b=2");
+    let d = callback(&mut w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
+    let id_token = w.id_token(&s.nonce, json!({}));
+    let r = respond(w.respond(pending, &token_response(&id_token, None)));
+    // Not a redirect (still the IdP's navigation: the Strict cookie would stay home) but a
+    // page that moves on by itself.
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(header(&r, "location").is_none());
+    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    assert!(r.body.contains("<meta http-equiv=\"refresh\" content=\"0;url=/p?a=1&amp;b=2\">"), "{}", r.body);
+    let made: Vec<&String> = r.headers.iter().filter(|(n, v)| n == "set-cookie" && v.starts_with("oidc_edge=")).map(|(_, v)| v).collect();
+    assert_eq!(made.len(), 1);
+    assert!(made[0].contains("SameSite=Strict"), "{}", made[0]);
+    assert!(r.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("_tx.") && v.contains("Max-Age=0")));
+    let session: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge" && !v.is_empty()).collect();
+    let f = forward(w.request(&req_owned("GET", "/p?a=1&b=2", &with_cookies(&session, &[HTML]))));
+    assert!(f.set_headers.iter().any(|(k, v)| k == "x-auth-request-user" && v == "alice"));
+}

@@ -1,0 +1,129 @@
+//! Carries out a core decision on the current HTTP stream; shared by the HTTP and root contexts.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::flow::{CookieHeader, Decision, Engine, Event, Pending, Wait};
+use crate::provider::View;
+
+use super::host;
+use super::metrics::Metrics;
+
+/// Per-VM state shared by the root context and every HTTP context.
+pub struct Shared {
+    pub engine: Engine,
+    /// One view per configured provider.
+    pub views: RefCell<Vec<View>>,
+    /// Requests waiting for new keys, by HTTP context id.
+    pub parked: RefCell<HashMap<u32, Wait>>,
+    /// Headers to add to the upstream's response, by HTTP context id.
+    pub response_headers: RefCell<HashMap<u32, Vec<(String, String)>>>,
+    pub metrics: RefCell<Metrics>,
+}
+
+/// What the stream does next.
+pub enum Next {
+    /// Go on (upstream).
+    Continue,
+    /// Answered locally, or paused: nothing more to do now.
+    Stop,
+    /// Paused for a call; its token and the continuation.
+    Called(u32, Pending),
+}
+
+impl Shared {
+    pub fn record(&self, events: &[Event]) {
+        if let Ok(mut m) = self.metrics.try_borrow_mut() {
+            for e in events {
+                m.count(&e.metric_name());
+            }
+        }
+    }
+
+    /// Applies `decision` to the stream `context_id` (the effective context).
+    pub fn apply(&self, context_id: u32, decision: Decision) -> Next {
+        match decision {
+            Decision::Forward(fwd) => {
+                for name in &fwd.remove_headers {
+                    host::remove_request_header(name);
+                }
+                for (name, value) in &fwd.set_headers {
+                    host::set_request_header(name, value);
+                }
+                match &fwd.cookie {
+                    CookieHeader::Keep => {}
+                    CookieHeader::Remove => host::remove_request_header("cookie"),
+                    CookieHeader::Replace(v) => host::set_request_header("cookie", v),
+                }
+                if let Some(path) = &fwd.path {
+                    host::set_request_header(":path", path);
+                }
+                if !fwd.response_headers.is_empty() {
+                    if let Ok(mut map) = self.response_headers.try_borrow_mut() {
+                        map.insert(context_id, fwd.response_headers);
+                    }
+                }
+                Next::Continue
+            }
+            Decision::Respond(resp) => {
+                host::send_response(&resp);
+                Next::Stop
+            }
+            Decision::Call(call, pending) => {
+                let cluster = self.engine.settings.providers.first().map(|p| p.idp_cluster.clone()).unwrap_or_default();
+                let cluster = pending_cluster(&self.engine, &pending).unwrap_or(cluster);
+                match host::dispatch(&cluster, &call) {
+                    Ok(token) => Next::Called(token, pending),
+                    Err(status) => {
+                        log::warn!("oidc-edge: dispatching to cluster `{cluster}` failed: {status:?}");
+                        let decision = self.run(|engine, cx| engine.on_call_response(pending, None, cx));
+                        self.apply(context_id, decision)
+                    }
+                }
+            }
+            Decision::Wait(wait) => {
+                if let Ok(mut parked) = self.parked.try_borrow_mut() {
+                    parked.insert(context_id, wait);
+                }
+                Next::Stop
+            }
+        }
+    }
+
+    /// Runs one core step with the host's time, entropy, store and this VM's views.
+    pub fn run(&self, step: impl FnOnce(&Engine, &mut crate::flow::Context<'_>) -> Decision) -> Decision {
+        let views = match self.views.try_borrow() {
+            Ok(v) => v,
+            Err(_) => return Decision::Respond(crate::pages::not_ready(false, 1)),
+        };
+        let mut store = host::HostStore;
+        let mut entropy = host::HostEntropy;
+        let mut cx = crate::flow::Context { now: host::now(), providers: &views, store: &mut store, entropy: &mut entropy, events: Vec::new() };
+        let decision = step(&self.engine, &mut cx);
+        let events = std::mem::take(&mut cx.events);
+        drop(views);
+        self.record(&events);
+        decision
+    }
+
+    pub fn sync_views(&self) {
+        if let Ok(mut views) = self.views.try_borrow_mut() {
+            let store = host::HostStore;
+            for ((view, keys), cfg) in views.iter_mut().zip(&self.engine.provider_keys).zip(&self.engine.settings.providers) {
+                view.sync(&store, keys, cfg);
+            }
+        }
+    }
+}
+
+/// Token calls go through the cluster of the provider that owns the profile.
+fn pending_cluster(engine: &Engine, pending: &Pending) -> Option<String> {
+    let profile = match pending {
+        Pending::CodeExchange(ex) => ex.profile,
+        Pending::Userinfo(f) | Pending::LoginKeys(f) => f.exchange.profile,
+        Pending::Refresh(r) | Pending::RefreshKeys(r) => r.profile,
+        Pending::Bearer(b) => b.profile,
+    };
+    let provider = engine.settings.profiles.get(profile)?.provider;
+    engine.settings.providers.get(provider).map(|p| p.idp_cluster.clone())
+}
