@@ -261,7 +261,8 @@ impl Engine {
                 bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
             }
         }
-        match session::check(rp, req, kind, cx) {
+        // A request released after a wait (`may_wait` false) may not call out: no refresh.
+        match session::check(rp, req, kind, cx, may_wait) {
             session::Outcome::Decided(d) => return d,
             session::Outcome::None => {}
         }
@@ -302,7 +303,9 @@ impl Engine {
         }
     }
 
-    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting again.
+    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting
+    /// again and without calling out (the shell releases it from the root context, where
+    /// a call's answer could not reach it): the answer is `Forward` or `Respond`.
     pub fn on_keys(&self, pending: Pending, cx: &mut Context<'_>) -> Decision {
         match pending {
             Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
