@@ -39,13 +39,35 @@ fn load_keys(text: &str) -> Keys {
 /// Key selection and signature only (jwt_verify_lib's `verifyJwt` without claims):
 /// `jwt::parse`, `KeySet::candidates`, then `jwt::verify::signature` on each candidate.
 fn signature_level(token: &str, keys: &KeySet) -> Result<(), Reason> {
-    let parsed = jwt::parse(token, MAX_TOKEN_BYTES)?;
-    let candidates = keys.candidates(parsed.header.kid.as_deref(), parsed.header.alg)?;
-    if candidates.iter().any(|k| jwt::verify::signature(&parsed, k).is_ok()) {
-        Ok(())
-    } else {
-        Err(Reason::SignatureInvalid)
+    signature_level_cross_checked(token, keys).0
+}
+
+/// `signature_level`, and how many RS256/384/512 verifications it cross-checked: every
+/// candidate is tried (not only up to the first that verifies), and each RSASSA-PKCS1-v1_5
+/// verdict of the core's own verifier (`jwt::rsa`) must be the one of the `rsa` crate
+/// behind jsonwebtoken (`verify::verify_raw`, the backend it replaced).
+fn signature_level_cross_checked(token: &str, keys: &KeySet) -> (Result<(), Reason>, usize) {
+    let parsed = match jwt::parse(token, MAX_TOKEN_BYTES) {
+        Ok(p) => p,
+        Err(reason) => return (Err(reason), 0),
+    };
+    let candidates = match keys.candidates(parsed.header.kid.as_deref(), parsed.header.alg) {
+        Ok(c) => c,
+        Err(reason) => return (Err(reason), 0),
+    };
+    let mut verified = false;
+    let mut cross_checked = 0;
+    for k in &candidates {
+        let verdict = jwt::verify::signature(&parsed, k);
+        verified |= verdict.is_ok();
+        if jwt::verify::pkcs1_hash(parsed.header.alg).is_some() && k.accepts(parsed.header.alg) {
+            assert!(k.rsa.is_some(), "an RSA JWK without its `rsa` form");
+            let before = jwt::verify::verify_raw(parsed.header.alg, &k.decoding, parsed.signing_input.as_bytes(), parsed.signature_b64);
+            assert_eq!(verdict.is_ok(), before.is_ok(), "jwt::rsa and the rsa crate disagree on {token} with key {k:?}: {verdict:?} vs {before:?}");
+            cross_checked += 1;
+        }
     }
+    (if verified { Ok(()) } else { Err(Reason::SignatureInvalid) }, cross_checked)
 }
 
 /// The `iss` and `aud` values a case's rules accept: the token's own `iss`, and the
@@ -244,25 +266,27 @@ fn verify_json_every_case() {
 /// oidc-edge does not read (so it holds none), the converted JWKs when `converted` is set,
 /// so the mutations still meet the crypto.
 ///
-/// Returns (cases, mutated signatures, cases that reached the signature check).
-fn fuzz_signature_loops(flips: fn(usize) -> std::ops::Range<u8>, converted: bool) -> (usize, usize, usize) {
+/// Returns (cases, mutated signatures, cases that reached the signature check, RS*
+/// verifications cross-checked against the `rsa` crate).
+fn fuzz_signature_loops(flips: fn(usize) -> std::ops::Range<u8>, converted: bool) -> (usize, usize, usize, usize) {
     let fuzzed: Vec<Value> = cases("jwt_verify_lib/verify.json").into_iter().filter(|c| !c["fuzz_signature"].is_null()).collect();
     // RSA in a debug build costs about a millisecond: two workers share the cases.
     let workers = 2;
-    let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
+    let add = |(m, r, x): (usize, usize, usize), (m2, r2, x2): (usize, usize, usize)| (m + m2, r + r2, x + x2);
+    let results: Vec<(usize, usize, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mine: Vec<&Value> = fuzzed.iter().skip(w).step_by(workers).collect();
-                scope.spawn(move || mine.into_iter().map(|case| fuzz_one(case, flips, converted)).fold((0, 0), |(m, r), (m2, r2)| (m + m2, r + r2)))
+                scope.spawn(move || mine.into_iter().map(|case| fuzz_one(case, flips, converted)).fold((0, 0, 0), add))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("a fuzz worker panicked")).collect()
     });
-    let (mutated, reached) = results.iter().fold((0, 0), |(m, r), (m2, r2)| (m + m2, r + r2));
-    (fuzzed.len(), mutated, reached)
+    let (mutated, reached, cross_checked) = results.into_iter().fold((0, 0, 0), add);
+    (fuzzed.len(), mutated, reached, cross_checked)
 }
 
-fn fuzz_one(case: &Value, flips: fn(usize) -> std::ops::Range<u8>, converted: bool) -> (usize, usize) {
+fn fuzz_one(case: &Value, flips: fn(usize) -> std::ops::Range<u8>, converted: bool) -> (usize, usize, usize) {
     let fuzz = &case["fuzz_signature"];
     let name = s(case, "name");
     let setup = verify_setup(case);
@@ -286,9 +310,11 @@ fn fuzz_one(case: &Value, flips: fn(usize) -> std::ops::Range<u8>, converted: bo
             other => panic!("{name}: unmapped fuzz status {other}"),
         }
     };
+    let cross_checked = std::cell::Cell::new(0usize);
     let check = |bytes: &[u8], status: &str, what: &dyn Fn() -> String| {
         let t = format!("{signing_input}.{}", oidc_edge::b64::url_encode(bytes));
-        let got = signature_level(&t, keys);
+        let (got, rsa_checks) = signature_level_cross_checked(&t, keys);
+        cross_checked.set(cross_checked.get() + rsa_checks);
         assert_eq!(got, wanted(status), "{name}: {}", what());
         if full_baseline.is_ok() {
             assert_eq!(full_level(&t, keys, allowed, setup.now), Err(Reason::SignatureInvalid), "{name}: full check, {}", what());
@@ -309,7 +335,7 @@ fn fuzz_one(case: &Value, flips: fn(usize) -> std::ops::Range<u8>, converted: bo
         mutated += 1;
     }
     println!("{name}: unmodified sig={} full={}; {mutated} mutations rejected", code(&baseline), code(&full_baseline));
-    (mutated, usize::from(baseline.is_ok()))
+    (mutated, usize::from(baseline.is_ok()), cross_checked.get())
 }
 
 /// Every truncation, and one flipped bit per byte (bit `i % 8` of byte `i`, so every byte
@@ -322,9 +348,9 @@ fn verify_json_fuzz_signature_loops() {
         let bit = (i % 8) as u8;
         bit..bit + 1
     };
-    let (cases, mutated, reached) = fuzz_signature_loops(one_bit_per_byte, false);
-    println!("fuzz_signature (one bit per byte): {cases} cases, {mutated} mutated signatures rejected, {reached} cases reached the signature check");
-    assert_eq!((cases, mutated, reached), (29, 8467, 12));
+    let (cases, mutated, reached, rsa) = fuzz_signature_loops(one_bit_per_byte, false);
+    println!("fuzz_signature (one bit per byte): {cases} cases, {mutated} mutated signatures rejected, {reached} cases reached the signature check, {rsa} RS* verifications agreed with the rsa crate");
+    assert_eq!((cases, mutated, reached, rsa), (29, 8467, 12, 3066));
 }
 
 /// Upstream's loops in full: every bit of every byte and every truncation, 38,203
@@ -334,9 +360,9 @@ fn verify_json_fuzz_signature_loops() {
 #[test]
 #[ignore = "exhaustive: ~40 s in debug; run with --ignored"]
 fn verify_json_fuzz_signature_loops_exhaustive() {
-    let (cases, mutated, reached) = fuzz_signature_loops(|_| 0..8, true);
-    println!("fuzz_signature (every bit): {cases} cases, {mutated} mutated signatures rejected, {reached} cases reached the signature check");
-    assert_eq!((cases, mutated, reached), (29, 38_203, 20));
+    let (cases, mutated, reached, rsa) = fuzz_signature_loops(|_| 0..8, true);
+    println!("fuzz_signature (every bit): {cases} cases, {mutated} mutated signatures rejected, {reached} cases reached the signature check, {rsa} RS* verifications agreed with the rsa crate");
+    assert_eq!((cases, mutated, reached, rsa), (29, 38_203, 20, 27_636));
 }
 
 // ---------------------------------------------------------------------------------------
