@@ -10,8 +10,9 @@ ENVOY       := $(VENV)/bin/envoy
 HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
+SOAK_MINUTES ?= 5
 
-.PHONY: build wasm-target setup venv node unit clippy e2e test demo bench clean
+.PHONY: build wasm-target setup venv node unit clippy e2e test soak demo bench clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -53,6 +54,11 @@ clippy: wasm-target
 ## e2e: the end-to-end suite through real Envoy and a real IdP
 e2e: build setup
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+## soak: the chaos driver for SOAK_MINUTES (default 5) cycling IdP faults; prints Envoy's
+## memory every minute; fails on a leak to the upstream, a VM crash or a broken contract
+soak: build setup
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/chaos/soak.py
 
 ## test: everything CI runs (module and venv first: the CLI's tests run the real Envoy on it)
 test: build setup unit clippy e2e
