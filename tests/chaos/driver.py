@@ -31,6 +31,14 @@ Traffic classes (weights in CLASSES):
                      never the upstream, never a 5xx.
   pass_through       /healthz (configured pass-through): the upstream, without
                      any identity header even when the client forged them.
+  session_refresh    sessions of a second relying party (route `Host: localhost`,
+                     cookies oidc_edge-1*) with refresh_before_expiry 1h: every
+                     request refreshes the tokens at the IdP's token endpoint
+                     first. The client keeps whatever cookies come back, as a
+                     browser does. Refreshes fail while the IdP is faulted (and
+                     when concurrent requests reuse a rotated refresh token):
+                     the token is still valid, so the request must still get
+                     the upstream's 200 (an IdP outage logs nobody out).
 
 Randomness is seeded per worker; which request meets which fault depends on
 timing, so the checks are about what may never happen, not about counts.
@@ -68,6 +76,11 @@ from wire import Reply, http_request, websocket_exchange  # noqa: E402
 
 PASS_THROUGH = "/healthz"
 COOKIE = "oidc_edge"
+# Every cookie of the filter: oidc_edge, oidc_edge_N, oidc_edge_tx.<id>, and the
+# same under a route's base name (oidc_edge-1...), with or without __Host-.
+FILTER_COOKIE = re.compile(rf"^(__Host-)?{COOKIE}(-\d+)?(_\d+|_tx\.[^=]*)?$")
+# The second relying party: requests with this Host refresh their tokens first.
+REFRESH_HOST = "localhost"
 
 # idp_timeout low so that `slow` (3 s) is past it; a 1 s kid cooldown so that
 # unknown-kid tokens make the filter refetch the JWKS again and again while the
@@ -80,6 +93,7 @@ PLUGIN_OVERRIDES = {
     "discovery_refresh_interval": "1m",
     "token_cache_ttl": "1s",
     "pass_through_paths": [PASS_THROUGH],
+    "routes": [{"host": REFRESH_HOST, "refresh_before_expiry": "1h"}],
 }
 BIG_PREFIX = "big-"
 # Logins starting with BIG_PREFIX get a 6000-character claim: their sessions
@@ -137,17 +151,33 @@ def fault_cycle(phase_seconds: float = 6.0, rounds: int = 1, coverage: int = 4) 
 
 @dataclass
 class Sess:
-    """A session as the browser holds it: the filter's cookies, in order."""
+    """A session as the browser holds it: the filter's cookies, in order.
+    `host` is the Host it belongs to (None: 127.0.0.1, the top level)."""
 
     sub: str
     cookies: dict[str, str]
+    host: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def big(self) -> bool:
         return len(self.cookies) > 1
 
     def header(self) -> str:
-        return "; ".join(f"{n}={v}" for n, v in self.cookies.items())
+        with self.lock:
+            return "; ".join(f"{n}={v}" for n, v in self.cookies.items())
+
+    def update(self, set_cookies: list[str]) -> None:
+        """Keep what a response sets and drop what it clears, as a browser does."""
+        with self.lock:
+            for raw in set_cookies:
+                c = parse_set_cookie(raw)
+                if not FILTER_COOKIE.match(c.name) or "_tx." in c.name:
+                    continue
+                if c.creates:
+                    self.cookies[c.name] = c.value
+                else:
+                    self.cookies.pop(c.name, None)
 
 
 @dataclass
@@ -170,7 +200,7 @@ class Rec:
     problems: list[str] = field(default_factory=list)
 
 
-VALID_SESSION_CLASSES = {"session", "session_big", "session_junk_cookie", "ws_session", "login.landed"}
+VALID_SESSION_CLASSES = {"session", "session_big", "session_junk_cookie", "session_refresh", "ws_session", "login.landed"}
 VALID_BEARER_CLASSES = {"bearer_valid", "bearer_big", "ws_bearer"}
 
 
@@ -365,7 +395,7 @@ class Auditor:
         rec = self.ledger.by_tag.get(tag) if tag else None
         what = f"seq {e.get('seq')} {e.get('method')} {path[:80]} tag={tag} class={rec.cls if rec else '?'}"
         cookie = headers.get("cookie", "")
-        if re.search(rf"(^|;\s*)(__Host-)?{COOKIE}(_\d+|_tx\.[^=]*)?=", cookie):
+        if any(FILTER_COOKIE.match(part.strip().partition("=")[0]) for part in cookie.split(";")):
             self.problems.append(f"{what}: the filter's cookies reached the upstream")
         if path_only == PASS_THROUGH or path_only.startswith(PASS_THROUGH + "/"):
             if rec is None or not rec.pass_through:
@@ -481,6 +511,7 @@ class Traffic:
         self.port = stack.envoy_port
         self.origin = stack.origin
         self.sessions: list[Sess] = []
+        self.refresh_sessions: list[Sess] = []  # of the REFRESH_HOST route
         self.sessions_lock = threading.Lock()
         self.tokens: list[tuple[str, str]] = []  # (sub, token) pre-minted valid
         self.big_tokens: list[tuple[str, str]] = []
@@ -529,15 +560,17 @@ class Traffic:
 
     # -- set-up ------------------------------------------------------------
 
-    def login(self, rng: random.Random, user: str, path: str = "/app/", strict: bool = False) -> Sess | None:
+    def login(self, rng: random.Random, user: str, path: str = "/app/", strict: bool = False, host: str | None = None) -> Sess | None:
         """One browser login through Envoy and the IdP; records every step.
-        With `strict`, any failure raises (used before the faults)."""
+        With `strict`, any failure raises (used before the faults). `host`:
+        log in at that Host (a route) instead of 127.0.0.1."""
         L = self.ledger
         evil = path.startswith("//") or path.startswith("/\\")
         browser = new_browser()
+        host_header = [("Host", f"{host}:{self.port}")] if host else []
         try:
             start = L.register("login.start", False, {302})
-            reply = self.send(start, "GET", path, list(BROWSER_HEADERS.items()))
+            reply = self.send(start, "GET", path, host_header + list(BROWSER_HEADERS.items()))
             location = reply.header("location") if reply else None
             if reply is None or reply.status != 302 or not location:
                 if strict:
@@ -561,13 +594,16 @@ class Traffic:
                 return None
             L.finish(idp, outcome="ok")
             cb_url = urlsplit(result.callback_url)
+            if cb_url.hostname != (host or self.host) or cb_url.port != self.port:
+                raise AssertionError(f"the IdP sent the browser to {result.callback_url}")
             cb = L.register("login.callback", False, {302, 502})
             cookie = "; ".join(f"{n}={v}" for n, v in tx.items())
-            cb_reply = self.send(cb, "GET", f"{cb_url.path}?{cb_url.query}", list(BROWSER_HEADERS.items()) + [("Cookie", cookie)])
+            cb_reply = self.send(cb, "GET", f"{cb_url.path}?{cb_url.query}",
+                                 host_header + list(BROWSER_HEADERS.items()) + [("Cookie", cookie)])
             if cb_reply is None or cb_reply.status != 302:
                 if strict:
                     raise AssertionError(f"login callback: {cb.outcome} {cb_reply.body[:300] if cb_reply else ''}")
-                if cb_reply is not None and any(parse_set_cookie(h).creates and not parse_set_cookie(h).name.startswith(COOKIE + "_tx")
+                if cb_reply is not None and any(parse_set_cookie(h).creates and "_tx." not in parse_set_cookie(h).name
                                                 for h in cb_reply.header_all("set-cookie")):
                     L.violate(cb, "a failed callback created a session cookie")
                 return None
@@ -578,14 +614,16 @@ class Traffic:
             cookies = {}
             for raw in cb_reply.header_all("set-cookie"):
                 c = parse_set_cookie(raw)
-                if c.creates and not c.name.startswith(COOKIE + "_tx"):
+                if c.creates and "_tx." not in c.name:
                     cookies[c.name] = c.value
             if not cookies:
                 L.violate(cb, "a successful callback set no session cookie")
                 return None
-            sess = Sess(sub=user, cookies=cookies)
+            sess = Sess(sub=user, cookies=cookies, host=host)
             landed = L.register("login.landed", True, {200}, sub=user)
-            self.send(landed, "GET", back, list(BROWSER_HEADERS.items()) + [("Cookie", sess.header())])
+            reply = self.send(landed, "GET", back, host_header + list(BROWSER_HEADERS.items()) + [("Cookie", sess.header())])
+            if reply is not None:
+                sess.update(reply.header_all("set-cookie"))
             if strict and landed.problems:
                 raise AssertionError(f"login landed: {landed.outcome} {landed.problems}")
             return sess
@@ -600,6 +638,10 @@ class Traffic:
             if user.startswith(BIG_PREFIX) and not sess.big:
                 raise AssertionError(f"{user}'s session should be split into several cookies: {list(sess.cookies)}")
             self.sessions.append(sess)
+        for user in ("rita", f"{BIG_PREFIX}rob"):
+            sess = self.login(rng, user, f"/app/{user}", strict=True, host=REFRESH_HOST)
+            assert sess is not None
+            self.refresh_sessions.append(sess)
         big = "B" * 8000
         for i in range(4):
             sub = f"api-{i}"
@@ -615,11 +657,13 @@ class Traffic:
         if sess is not None:
             self.add_session(sess)
 
-    def _session_request(self, rng: random.Random, cls: str, sess: Sess, cookie: str | bytes) -> None:
+    def _session_request(self, rng: random.Random, cls: str, sess: Sess, cookie: str | bytes) -> Reply | None:
         rec = self.ledger.register(cls, True, {200}, sub=sess.sub)
         variant = rng.choice(["html", "json", "post", "xhr", "forged"])
         path = f"/app/{cls}/{rng.randrange(10**6)}?q={rng.randrange(100)}"
         headers: list = [("Cookie", cookie)]
+        if sess.host:
+            headers.append(("Host", f"{sess.host}:{self.port}"))
         method, body = "GET", None
         if variant == "html":
             headers += list(BROWSER_HEADERS.items()) + [("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document")]
@@ -633,7 +677,7 @@ class Traffic:
         else:  # a valid session wins over forged identity headers
             headers += [("Accept", "application/json"), ("Authorization", "Bearer junk.junk.junk"),
                         ("X-Auth-Request-User", "mallory"), ("X-Auth-Request-Email", "mallory@evil.example")]
-        self.send(rec, method, path, headers, body)
+        return self.send(rec, method, path, headers, body)
 
     def op_session(self, rng, n):
         sess = self.pick_session(rng, big=False)
@@ -642,6 +686,12 @@ class Traffic:
     def op_session_big(self, rng, n):
         sess = self.pick_session(rng, big=True)
         self._session_request(rng, "session_big", sess, sess.header())
+
+    def op_session_refresh(self, rng, n):
+        sess = rng.choice(self.refresh_sessions)
+        reply = self._session_request(rng, "session_refresh", sess, sess.header())
+        if reply is not None:
+            sess.update(reply.header_all("set-cookie"))
 
     def op_session_junk_cookie(self, rng, n):
         sess = self.pick_session(rng)
@@ -834,6 +884,7 @@ CLASSES: dict[str, tuple[int, Callable]] = {
     "session": (12, Traffic.op_session),
     "session_big": (8, Traffic.op_session_big),
     "session_junk_cookie": (3, Traffic.op_session_junk_cookie),
+    "session_refresh": (5, Traffic.op_session_refresh),
     "bearer_valid": (10, Traffic.op_bearer_valid),
     "bearer_big": (3, Traffic.op_bearer_big),
     "bearer_expired": (3, Traffic.op_bearer_expired),
@@ -1025,7 +1076,7 @@ def summarise(res: ChaosResult) -> str:
     lines.append(f"upstream: {res.auditor.seen} requests audited, {len(res.auditor.leaks)} leaks, "
                  f"{len(res.auditor.problems)} other problems")
     interesting = {k: v for k, v in sorted(res.filter_stats.items())
-                   if not k.endswith("_unix") and ("fail" in k or "rejected" in k or "completed" in k or "refetch" in k
+                   if not k.endswith("_unix") and ("fail" in k or "rejected" in k or "completed" in k or "refetch" in k or "refreshed" in k
                                                    or k.endswith(".keys") or "fetch_success" in k or "not_ready" in k)}
     lines.append("filter stats: " + ", ".join(f"{k.removeprefix('oidc_edge.')}={v}" for k, v in interesting.items()))
     lines.append("IdP requests: " + ", ".join(f"{k}={v}" for k, v in sorted(res.idp_stats.items())

@@ -13,7 +13,9 @@ The traffic, the classification and the checks are in tests/chaos/driver.py
   page of a login whose code exchange failed;
 - every request with a valid session or bearer token (keys loaded before the
   faults) got the upstream's 200 (or a WebSocket upgrade and its echo), in
-  every phase, and each phase saw some of both;
+  every phase, and each phase saw some of both; this includes sessions of a
+  second route whose every request refreshes its tokens first (the refresh
+  fails while the IdP is faulted: the still-valid token must carry on);
 - no wasm VM crash: Envoy's wasm.* stats unchanged, no crash lines in its log;
 - the faults were met: the filter's JWKS refetches failed while the key set
   stayed in force.
@@ -60,3 +62,7 @@ def test_chaos_faults_never_leak_or_crash(make_stack, capsys):
     assert stats.get("oidc_edge.jwks.fetch_failure", 0) > 0, f"no JWKS fetch met a fault: {stats}"
     assert stats.get("oidc_edge.jwks.keys") == 1, f"the key set in force changed: {stats}"
     assert stats.get("oidc_edge.login.completed", 0) > 0, stats
+    # The refresh route refreshed tokens, and refreshes failed (faults, reused
+    # rotated refresh tokens) without anyone losing the session.
+    assert stats.get("oidc_edge.session.refreshed", 0) > 0, stats
+    assert sum(v for k, v in stats.items() if k.startswith("oidc_edge.session.refresh_failed.")) > 0, stats
