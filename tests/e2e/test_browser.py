@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from http_util import bearer_token, cookie_names, jwt_payload
-from stack import ARTIFACTS_DIR, HARNESS_DIR
+from stack import ARTIFACTS_DIR, HARNESS_DIR, find_node
 
 CHROMIUM = Path("/usr/bin/chromium")
 BIG_CLAIM = 12000
@@ -49,7 +49,7 @@ def test_browser_login_split_session_and_websocket(make_stack):
     profile = tempfile.mkdtemp(prefix="oidc-edge-chromium-")
     try:
         run = subprocess.run(
-            ["node", str(HARNESS_DIR / "browser_login.mjs"), "--url", s.url("/app.html"),
+            [find_node(), str(HARNESS_DIR / "browser_login.mjs"), "--url", s.url("/app.html"),
              "--user", "alice", "--password", "secret", "--screenshot", str(screenshot),
              "--chromium", str(CHROMIUM), "--user-data-dir", profile, "--timeout-ms", "60000"],
             capture_output=True, text=True, timeout=300,
