@@ -66,3 +66,48 @@ def test_chaos_faults_never_leak_or_crash(make_stack, capsys):
     # rotated refresh tokens) without anyone losing the session.
     assert stats.get("oidc_edge.session.refreshed", 0) > 0, stats
     assert sum(v for k, v in stats.items() if k.startswith("oidc_edge.session.refresh_failed.")) > 0, stats
+
+
+def test_parallel_requests_of_one_session_refresh_once(make_stack):
+    """A page that fires several requests at once inside refresh_before_expiry
+    must not make the filter use one refresh token several times: IdPs that
+    rotate refresh tokens (oidc-provider here, Auth0, Okta, Keycloak with
+    refresh token revocation) take a second use as theft and revoke the whole
+    grant, and the session could never be refreshed again. After the burst,
+    the browser keeps the cookies that came back; its next refresh works."""
+    import random
+    import threading
+
+    from driver import REFRESH_HOST, Ledger, Traffic
+    from wire import http_request
+
+    stack = make_stack(**chaos_stack_kwargs(name="refresh-burst"))
+    stack.wait_filter_ready(30)
+    traffic = Traffic(stack, Ledger("rb"))
+    # The refresh route refreshes on every request (refresh_before_expiry 1h).
+    sess = traffic.login(random.Random(1), "rita", "/x", strict=True, host=REFRESH_HOST)
+
+    def get(cookie: str):
+        return http_request("127.0.0.1", stack.envoy_port, "GET", "/api/burst",
+                            [("Host", f"{REFRESH_HOST}:{stack.envoy_port}"), ("Accept", "application/json"), ("Cookie", cookie)])
+
+    def refreshed() -> int:
+        return int(stack.envoy_stats(filter=r"session\.refreshed$").get("wasmcustom.oidc_edge.session.refreshed", 0))
+
+    cookie = sess.header()
+    replies: list = [None] * 4
+    threads = [threading.Thread(target=lambda i=i: replies.__setitem__(i, get(cookie))) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status for r in replies] == [200] * 4, [(r.status, r.body[:200]) for r in replies]
+    for r in replies:
+        sess.update(r.header_all("set-cookie"))
+
+    before = refreshed()
+    r = get(sess.header())
+    assert r.status == 200, r.body[:300]
+    failed = {k: v for k, v in stack.envoy_stats(filter=r"refresh_failed").items() if v}
+    assert refreshed() == before + 1 and r.header_all("set-cookie"), (
+        f"the session could not be refreshed after a burst of parallel requests: {failed}")
