@@ -347,13 +347,23 @@ impl Engine {
         })
     }
 
-    /// The filter's own cookies never reach the application: they are large and they are secrets.
+    /// The filter's own cookies never reach the application: they are large and they are
+    /// secrets. The others are passed on as the client wrote them (quotes and all).
     fn upstream_cookie(&self, req: &RequestView) -> CookieHeader {
-        let cookies = req.cookies();
-        if !cookies.iter().any(|(n, _)| self.is_own_cookie(n)) {
+        if !req.cookies().iter().any(|(n, _)| self.is_own_cookie(n)) {
             return CookieHeader::Keep;
         }
-        let kept: Vec<String> = cookies.iter().filter(|(n, _)| !self.is_own_cookie(n)).map(|(n, v)| format!("{n}={v}")).collect();
+        let mut kept: Vec<String> = Vec::new();
+        for header in req.header_values("cookie") {
+            for segment in header.split(|b| *b == b';') {
+                let text = String::from_utf8_lossy(segment);
+                let text = text.trim();
+                let name = text.split_once('=').map(|(n, _)| n.trim()).unwrap_or(text);
+                if !text.is_empty() && !self.is_own_cookie(name) {
+                    kept.push(text.to_string());
+                }
+            }
+        }
         if kept.is_empty() {
             CookieHeader::Remove
         } else {
