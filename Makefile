@@ -10,8 +10,10 @@ ENVOY       := $(VENV)/bin/envoy
 HARNESS     := tests/harness
 NODE_STAMP  := $(HARNESS)/node_modules/.installed
 VENV_STAMP  := $(VENV)/.installed
+CHROMIUM    := /usr/bin/chromium
+SOAK_MINUTES ?= 5
 
-.PHONY: build wasm-target setup venv node nginx unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test demo bench bench-verify bench-tools clean
+.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-verify bench-tools clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -45,6 +47,18 @@ $(NODE_STAMP): $(HARNESS)/package.json $(HARNESS)/package-lock.json
 nginx:
 	@bash $(HARNESS)/install-nginx.sh
 
+## browser: Debian's chromium for tests/e2e/test_browser.py, installed with apt-get
+## when missing and we are root (never a browser download); otherwise that test skips
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (apt-get) for the browser test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else echo "no $(CHROMIUM) and not root: the browser test will be skipped"; fi
+
 ## unit: native tests of the core
 unit:
 	cargo test --workspace --quiet
@@ -72,8 +86,13 @@ fuzz:
 	fuzz/run.sh long $(FUZZ_TARGETS)
 
 ## e2e: the end-to-end suite through real Envoy and a real IdP
-e2e: build setup
+e2e: build setup browser
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+## soak: the chaos driver for SOAK_MINUTES (default 5) cycling IdP faults; prints Envoy's
+## memory every minute; fails on a leak to the upstream, a VM crash or a broken contract
+soak: build setup
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/chaos/soak.py
 
 ## test: everything CI runs (module and venv first: the CLI's tests run the real Envoy on it)
 test: build setup unit clippy fuzz-smoke e2e

@@ -95,6 +95,9 @@ impl KeySet {
         if self.keys.is_empty() {
             return Err(Reason::KeysNotLoaded);
         }
+        // An IdP that publishes no `kid` at all cannot be matched by one: a token's `kid` is
+        // then ignored and the keys are chosen as for a kid-less token.
+        let kid = kid.filter(|_| self.keys.iter().any(|k| k.kid.is_some()));
         match kid {
             Some(kid) => {
                 let with_kid: Vec<&Jwk> = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
@@ -237,6 +240,13 @@ fn parse_key(map: &Map<String, Value>) -> Result<Jwk, &'static str> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
+            let on_curve = match family {
+                KeyFamily::P256 => p256::PublicKey::from_sec1_bytes(&point).is_ok(),
+                _ => p384::PublicKey::from_sec1_bytes(&point).is_ok(),
+            };
+            if !on_curve {
+                return Err("EC point is not on the curve");
+            }
             let thumb = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x64}","y":"{y64}"}}"#);
             let mut public = Map::new();
             public.insert("kty".into(), "EC".into());
@@ -250,8 +260,11 @@ fn parse_key(map: &Map<String, Value>) -> Result<Jwk, &'static str> {
                 return Err("OKP curve not supported (only Ed25519)");
             }
             let x = decode_member(map, "x")?;
-            if x.len() != 32 {
+            let Ok(bytes) = <[u8; 32]>::try_from(x.as_slice()) else {
                 return Err("Ed25519 key has the wrong length");
+            };
+            if ed25519_dalek::VerifyingKey::from_bytes(&bytes).is_err() {
+                return Err("Ed25519 key is not a valid curve point");
             }
             let x64 = b64::url_encode(&x);
             let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x64}"}}"#);
@@ -349,6 +362,7 @@ pub fn merge(known: &[StoredKey], incoming: &KeySet, rotation: Rotation, now: Un
         keys.push(StoredKey { jwk: jwk.public.clone(), thumbprint: jwk.thumbprint.clone(), first_seen, last_seen: now });
     }
     let mut removed = Vec::new();
+    let mut kept_old: Vec<StoredKey> = Vec::new();
     for old in known {
         if keys.iter().any(|k| k.thumbprint == old.thumbprint && k.jwk == old.jwk) {
             continue;
@@ -359,11 +373,18 @@ pub fn merge(known: &[StoredKey], incoming: &KeySet, rotation: Rotation, now: Un
             Rotation::ExpireAfter { overlap } => now < old.last_seen.saturating_add(overlap),
         };
         if keep {
-            keys.push(old.clone());
+            kept_old.push(old.clone());
         } else {
             removed.push(stored_label(old));
         }
     }
+    // Bounded like a fetched set: beyond MAX_KEYS the keys seen longest ago go first.
+    kept_old.sort_by_key(|k| std::cmp::Reverse(k.last_seen));
+    let room = MAX_KEYS.saturating_sub(keys.len());
+    if kept_old.len() > room {
+        removed.extend(kept_old.drain(room..).map(|k| stored_label(&k)));
+    }
+    keys.extend(kept_old);
     Merged { keys, added, removed }
 }
 
@@ -400,6 +421,13 @@ mod tests {
     use super::tests_support::RSA_N;
     // RFC 8037 A.2 Ed25519 public key.
     const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    // A P-256 public key from jwt_verify_lib's vectors.
+    const EC_X: &str = "EB54wykhS7YJFD6RYJNnwbWEz3cI7CF5bCDTXlrwI5k";
+    const EC_Y: &str = "92bCBTvMFQ8lKbS2MbgjT3YfmYo6HnPEE2tsAqWUJw8";
+
+    fn not_an_ed25519_point() -> [u8; 32] {
+        (0u8..=255).map(|i| [i; 32]).find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err()).unwrap()
+    }
 
     fn rsa(kid: &str) -> Value {
         json!({"kty": "RSA", "kid": kid, "use": "sig", "n": RSA_N, "e": "AQAB"})
@@ -430,7 +458,9 @@ mod tests {
             ("rsa n not b64", json!({"kty":"RSA","n":"!!","e":"AQAB"}), false),
             ("rsa n number", json!({"kty":"RSA","n":5,"e":"AQAB"}), false),
             ("rsa no e", json!({"kty":"RSA","n":RSA_N}), false),
-            ("ec p256", json!({"kty":"EC","crv":"P-256","x":b64::url_encode(&[1u8;32]),"y":b64::url_encode(&[2u8;32])}), true),
+            ("ec p256", json!({"kty":"EC","crv":"P-256","x":EC_X,"y":EC_Y}), true),
+            ("ec p256 off the curve", json!({"kty":"EC","crv":"P-256","x":b64::url_encode(&[1u8;32]),"y":b64::url_encode(&[2u8;32])}), false),
+            ("okp not a point", json!({"kty":"OKP","crv":"Ed25519","x":b64::url_encode(&not_an_ed25519_point())}), false),
             ("ec short x", json!({"kty":"EC","crv":"P-256","x":b64::url_encode(&[1u8;31]),"y":b64::url_encode(&[2u8;32])}), false),
             ("ec p521", json!({"kty":"EC","crv":"P-521","x":b64::url_encode(&[1u8;66]),"y":b64::url_encode(&[2u8;66])}), false),
             ("ec no crv", json!({"kty":"EC","x":b64::url_encode(&[1u8;32]),"y":b64::url_encode(&[2u8;32])}), false),
@@ -486,6 +516,25 @@ mod tests {
         let many = set((0..4).map(|i| rsa(&format!("k{i}"))).collect()).unwrap().0;
         assert_eq!(kids(many.candidates(None, Alg::RS256)), Err(Reason::KeyAmbiguous));
         assert_eq!(kids(KeySet::default().candidates(Some("a"), Alg::RS256)), Err(Reason::KeysNotLoaded));
+    }
+
+    #[test]
+    fn a_set_without_kids_ignores_the_tokens_kid() {
+        let (keys, _) = set(vec![json!({"kty":"RSA","n":RSA_N,"e":"AQAB"})]).unwrap();
+        assert_eq!(keys.candidates(Some("whatever"), Alg::RS256).map(|v| v.len()), Ok(1));
+        let (mixed, _) = set(vec![json!({"kty":"RSA","n":RSA_N,"e":"AQAB"}), rsa("a")]).unwrap();
+        assert_eq!(mixed.candidates(Some("whatever"), Alg::RS256).map(|v| v.len()), Err(Reason::KidUnknown));
+    }
+
+    #[test]
+    fn add_rotation_stays_bounded() {
+        let mut known: Vec<StoredKey> = (0..MAX_KEYS).map(|i| stored(&format!("old{i}"), 0, i as u64)).collect();
+        known.reverse();
+        let incoming = set(vec![rsa("new")]).unwrap().0;
+        let m = merge(&known, &incoming, Rotation::Add, 1000);
+        assert_eq!(m.keys.len(), MAX_KEYS);
+        assert_eq!(m.removed, vec!["old0".to_string()], "the key seen longest ago goes");
+        assert_eq!(from_stored(&m.keys).keys().len(), MAX_KEYS);
     }
 
     #[test]

@@ -143,7 +143,7 @@ const VERIFY_DIFFERS: &[Known] = &[
     Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.NoKidOK", kind: Kind::Stricter, verdict: "jwks=ok sig=ok full=exp_missing", why: "no `exp` claim; kid-less EdDSA verifies with the candidate keys" },
     Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.NonExistKidFail", kind: Kind::OtherReason, verdict: "jwks=ok sig=kid_unknown full=exp_missing", why: "refused too: the missing `exp` is found first; key selection alone gives kid_unknown" },
     Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.PubkeyNoAlgOK", kind: Kind::Stricter, verdict: "jwks=ok sig=ok full=exp_missing", why: "no `exp` claim; the alg-less OKP key verifies" },
-    Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.PubkeyNoKidOK", kind: Kind::Stricter, verdict: "jwks=ok sig=kid_unknown full=exp_missing", why: "a token kid only matches a key with that kid (no kid-less wildcard); no `exp` either" },
+    Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.PubkeyNoKidOK", kind: Kind::Stricter, verdict: "jwks=ok sig=ok full=exp_missing", why: "no `exp` claim; the set has no kids at all, so the token's kid is not looked up and the one Ed25519 key verifies" },
     Known { name: "verify_jwk_okp_test/VerifyJwkOKPTest.WrongSignatureFail", kind: Kind::OtherReason, verdict: "jwks=ok sig=signature_invalid full=exp_missing", why: "refused too: the missing `exp` is found before the signature; the signature alone is signature_invalid" },
     Known { name: "verify_jwk_rsa_pss_test/VerifyJwkRsaPssTest.Ps256CorrectKidOK", kind: Kind::Stricter, verdict: "jwks=ok sig=ok full=iat_in_future", why: "Keycloak token: at the vector's now = 1 its `iat` (2020) is in the future, and oidc-edge checks `iat`; the PS256 signature verifies" },
     Known { name: "verify_jwk_rsa_pss_test/VerifyJwkRsaPssTest.Ps384CorrectKidOK", kind: Kind::Stricter, verdict: "jwks=ok sig=ok full=iat_in_future", why: "`iat` is checked (in the future at now = 1); the PS384 signature verifies" },
@@ -171,9 +171,11 @@ const VERIFY_DIFFERS: &[Known] = &[
 ];
 
 /// How many `verify.json` cases get the upstream verdict from key selection and signature
-/// alone: every `jwks` case except HMAC (9), ES512 (1) and kid-less JWKs matched by a
-/// token kid (2); the PEM / X.509 / no-key cases (15) have no JWKS to select from.
-const SIGNATURE_LEVEL_AGREES: usize = 26;
+/// alone: every `jwks` case except HMAC (9), ES512 (1) and the EC case where a token kid
+/// meets a set that mixes kid-less keys with kids (1: a kid only matches its key; a set
+/// with no kids at all ignores the token's kid); the PEM / X.509 / no-key cases (15) have
+/// no JWKS to select from.
+const SIGNATURE_LEVEL_AGREES: usize = 27;
 
 struct VerifyCase {
     keys: Keys,
@@ -369,6 +371,9 @@ fn verify_json_fuzz_signature_loops_exhaustive() {
 // jwks_parse.json
 
 const JWKS_DIFFERS: &[Known] = &[
+    Known { name: "jwks_test/JwksParseTest.GoodOKP", kind: Kind::Stricter, verdict: "refused(no-usable-key: Ed25519 key is not a valid curve point)", why: "the test's `x` is the P-256 `x` of GoodEC reused: 32 bytes that do not decode to an Ed25519 point. Upstream checks only the length and would fail at the first verification; oidc-edge refuses the key when the set is read, so a broken set never displaces a good one" },
+    Known { name: "jwks_test/JwksParseTest.JwksIgnoreUnsupportedKey", kind: Kind::Stricter, verdict: "refused(no-usable-key: Ed25519 key is not a valid curve point; OKP curve not supported (only Ed25519))", why: "its one Ed25519 key is GoodOKP's invalid point (see there) and X25519 is not a signature curve: no usable key is left" },
+    Known { name: "jwks_test/JwksParseTest.JwksIgnoreUnsupportedKeyInMiddle", kind: Kind::Stricter, verdict: "ok keys=[three] skipped=[Ed25519 key is not a valid curve point; OKP curve not supported (only Ed25519)]", why: "the X25519 key is skipped as upstream does, and so is the invalid Ed25519 point (see GoodOKP); the P-256 key is kept" },
     Known { name: "jwks_test/JwksParseTest.GoodEC", kind: Kind::Stricter, verdict: "ok keys=[abc,xyz,es384] skipped=[`alg` is not a supported signature algorithm]", why: "the ES512 / P-521 key is skipped: ES512 is not supported" },
     Known { name: "jwks_test/JwksParseTest.JwksMismatchKty1", kind: Kind::OtherReason, verdict: "refused(no-usable-key: a required key member is missing)", why: "refused too; `n` is read before `alg` is matched against `kty`" },
     Known { name: "jwks_test/JwksParseTest.JwksMismatchKty2", kind: Kind::OtherReason, verdict: "refused(no-usable-key: EC key without `crv`)", why: "refused too; `crv` (required by RFC 7518 6.2.1.1) is checked first" },

@@ -826,16 +826,26 @@ fn check_decision(world: &World, req: &RequestView, decision: &Decision, events:
                 assert!(sets_a_session(&f.response_headers), "a refreshed session that is not re-sealed");
             }
             // The filter's cookies (sessions, logins) never reach the upstream; the client's
-            // others do, unchanged and in order (the header is rebuilt from exactly those
-            // pairs, so it holds no byte the client did not send in its `Cookie` headers).
-            let theirs: Vec<String> = req.cookies().iter().filter(|(n, _)| !is_filter_cookie(n, &bases)).map(|(n, v)| format!("{n}={v}")).collect();
-            let sends_ours = theirs.len() != req.cookies().len();
+            // others do, byte for byte and in order: every `;`-separated segment of its
+            // `Cookie` headers whose name is not the filter's, trimmed of spaces.
+            let sends_ours = req.cookies().iter().any(|(n, _)| is_filter_cookie(n, &bases));
+            let theirs: Vec<&[u8]> = req
+                .header_values("cookie")
+                .into_iter()
+                .flat_map(|h| h.split(|b| *b == b';'))
+                .map(|seg| seg.trim_ascii())
+                .filter(|seg| !seg.is_empty())
+                .filter(|seg| {
+                    let name = seg.splitn(2, |b| *b == b'=').next().unwrap_or(seg).trim_ascii();
+                    !is_filter_cookie(&String::from_utf8_lossy(name), &bases)
+                })
+                .collect();
             match &f.cookie {
                 CookieHeader::Keep => assert!(!sends_ours, "the filter's cookies go upstream"),
                 CookieHeader::Remove => assert!(sends_ours && theirs.is_empty(), "the client's own cookies are dropped"),
                 CookieHeader::Replace(c) => {
                     assert!(sends_ours, "the Cookie header is rewritten without need");
-                    assert_eq!(c, &theirs.join("; "), "the client's cookies are not passed on as sent");
+                    assert_eq!(c, &theirs.join(&b"; "[..]), "the client's cookies are not passed on as sent");
                 }
             }
             if let Some(path) = &f.path {

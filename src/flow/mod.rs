@@ -77,7 +77,8 @@ pub enum CookieHeader {
     #[default]
     Keep,
     Remove,
-    Replace(String),
+    /// The client's other cookies, byte for byte as it sent them.
+    Replace(Vec<u8>),
 }
 
 /// A request waiting for a call's answer or for keys.
@@ -350,17 +351,26 @@ impl Engine {
         })
     }
 
-    /// The filter's own cookies never reach the application: they are large and they are secrets.
+    /// The filter's own cookies never reach the application: they are large and they are
+    /// secrets. The others are passed on as the client wrote them (quotes and all).
     fn upstream_cookie(&self, req: &RequestView) -> CookieHeader {
-        let cookies = req.cookies();
-        if !cookies.iter().any(|(n, _)| self.is_own_cookie(n)) {
+        if !req.cookies().iter().any(|(n, _)| self.is_own_cookie(n)) {
             return CookieHeader::Keep;
         }
-        let kept: Vec<String> = cookies.iter().filter(|(n, _)| !self.is_own_cookie(n)).map(|(n, v)| format!("{n}={v}")).collect();
+        let mut kept: Vec<&[u8]> = Vec::new();
+        for header in req.header_values("cookie") {
+            for segment in header.split(|b| *b == b';') {
+                let text = segment.trim_ascii();
+                let name = text.splitn(2, |b| *b == b'=').next().unwrap_or(text).trim_ascii();
+                if !text.is_empty() && !self.is_own_cookie(&String::from_utf8_lossy(name)) {
+                    kept.push(text);
+                }
+            }
+        }
         if kept.is_empty() {
             CookieHeader::Remove
         } else {
-            CookieHeader::Replace(kept.join("; "))
+            CookieHeader::Replace(kept.join(&b"; "[..]))
         }
     }
 

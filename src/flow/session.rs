@@ -12,7 +12,7 @@ use crate::config::ForwardToken;
 use crate::error::Reason;
 use crate::http::CallResponse;
 use crate::jwt::{self, ClaimRules};
-use crate::oidc::token;
+use crate::oidc::{callback, token};
 use crate::pages;
 use crate::request::{ClientKind, RequestView};
 use crate::session::cookies::{self, Attributes};
@@ -121,19 +121,27 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
     if wants_refresh {
         let token_endpoint = rp.view(cx).and_then(|v| v.metadata.as_ref()).map(|m| m.token_endpoint.clone());
         if let (Some(endpoint), Some(refresh_token)) = (token_endpoint, session.refresh_token.clone()) {
-            let client = rp.token_client(cx);
-            let call = token::refresh(&client, &endpoint, &refresh_token);
-            let refreshing = Refreshing {
-                profile: rp.index,
-                request: Box::new(req.clone()),
-                session: (*session).clone(),
-                session_name: names.session.clone(),
-                attrs: names.attrs.clone(),
-                old_cookies: present,
-                cache_key: key,
-                tokens: None,
-            };
-            return Outcome::Decided(Decision::Call(call, Pending::Refresh(Box::new(refreshing))));
+            // While the token is still valid, one request per refresh token (proxy-wide)
+            // refreshes; the others go on with the token. IdPs that rotate refresh tokens
+            // take a second use as theft and revoke the whole grant (RFC 9700 4.14.2), so a
+            // page's parallel requests must not all refresh with the same one.
+            let lease_until = after(rp.provider.wait_deadline(now), 1);
+            let elsewhere = token_live && !callback::redeem(cx.store, &refresh_lease_key(rp), &refresh_token, now, lease_until);
+            if !elsewhere {
+                let client = rp.token_client(cx);
+                let call = token::refresh(&client, &endpoint, &refresh_token);
+                let refreshing = Refreshing {
+                    profile: rp.index,
+                    request: Box::new(req.clone()),
+                    session: (*session).clone(),
+                    session_name: names.session.clone(),
+                    attrs: names.attrs.clone(),
+                    old_cookies: present,
+                    cache_key: key,
+                    tokens: None,
+                };
+                return Outcome::Decided(Decision::Call(call, Pending::Refresh(Box::new(refreshing))));
+            }
         }
     }
     if !token_live {
@@ -142,6 +150,11 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
     }
     cx.events.push(Event::SessionAccepted);
     Outcome::Decided(rp.forward(req, &identity, authorization(rp, &session), cx))
+}
+
+/// The proxy-wide record of refresh tokens being used or used up (see `check`).
+fn refresh_lease_key(rp: &Rp<'_>) -> String {
+    format!("oidc-edge/{}/refresh-tokens", rp.provider.namespace)
 }
 
 /// A cookie rides along with any request the browser makes, including a WebSocket opened
@@ -273,6 +286,12 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
     let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
         return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
     };
+    // A rotated refresh token is used up: requests still carrying the old cookies go on
+    // with the old token while it is valid instead of using it again.
+    if let Some(old) = r.session.refresh_token.as_deref().filter(|old| session.refresh_token.as_deref() != Some(*old)) {
+        let until = after(r.session.token_exp.max(cx.now), rp.profile.clock_skew);
+        callback::record_until(cx.store, &refresh_lease_key(rp), old, cx.now, until);
+    }
     rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
     cx.events.push(Event::SessionRefreshed);
     let identity = identity_of(&session, rp);

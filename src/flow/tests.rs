@@ -312,7 +312,7 @@ fn full_login_then_session_requests() {
     assert_eq!(set("x-auth-request-user").as_deref(), Some("alice"));
     assert_eq!(set("x-auth-request-email").as_deref(), Some("alice@example.com"));
     assert!(set("authorization").unwrap().starts_with("Bearer eyJ"));
-    assert_eq!(f.cookie, CookieHeader::Replace("app=1".into()), "the filter's cookies stay out of the upstream");
+    assert_eq!(f.cookie, CookieHeader::Replace(b"app=1".to_vec()), "the filter's cookies stay out of the upstream");
     assert!(w.events.contains(&Event::LoginCompleted));
     // The session expires with the ID token (no refresh token here).
     w.now += 301;
@@ -763,14 +763,15 @@ fn refresh_before_expiry() {
     assert!(w.events.contains(&Event::SessionRefreshed));
 
     // Another subject in the refreshed token is refused; the old one is still valid: kept.
-    let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML])));
+    let other = login(&mut w, json!({}), Some("rt-3"));
+    w.now += 250;
+    let d = w.request(&req_owned("GET", "/x", &with_cookies(&other, &[HTML])));
     let Decision::Call(_, pending) = d else { panic!() };
     let wrong = w.id_token("n", json!({"sub": "mallory", "nonce": null}));
     let f = forward(w.respond(pending, &token_response(&wrong, None)));
     assert!(f.set_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
 
     // Expired and the refresh fails: a new login for browsers, 401 for API clients.
-    w.now += 100;
     for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {
         let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &hdrs)));
         let Decision::Call(_, pending) = d else { panic!() };
@@ -778,6 +779,51 @@ fn refresh_before_expiry() {
         let r = respond(w.respond(pending, &refused));
         assert_eq!(r.status, status);
     }
+}
+
+#[test]
+fn one_refresh_per_refresh_token() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), Some("rt-1"));
+    let api = [("accept", "application/json")];
+    let is_alice = |f: &Forward| f.set_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice");
+    w.now += 250; // inside refresh_before_expiry, the token still valid
+
+    // A page's parallel requests: the first refreshes, the others go on with the token
+    // instead of using the same refresh token again (rotating IdPs revoke the grant).
+    let d = w.request(&req_owned("GET", "/a", &with_cookies(&session, &api)));
+    let Decision::Call(_, first) = d else { panic!("expected a refresh, got {d:?}") };
+    for path in ["/b", "/c"] {
+        let f = forward(w.request(&req_owned("GET", path, &with_cookies(&session, &api))));
+        assert!(is_alice(&f) && f.response_headers.is_empty(), "{f:?}");
+    }
+
+    // The refresh fails (IdP down): the token goes on; another request retries only once
+    // the lease (idp_timeout + 2 s) has run out.
+    let down = CallResponse { status: 503, headers: vec![], body: b"upstream connect error".to_vec() };
+    assert!(is_alice(&forward(w.respond(first, &down))));
+    assert!(is_alice(&forward(w.request(&req_owned("GET", "/d", &with_cookies(&session, &api))))));
+    w.now += 7;
+    let d = w.request(&req_owned("GET", "/e", &with_cookies(&session, &api)));
+    let Decision::Call(call, retry) = d else { panic!("expected a retried refresh, got {d:?}") };
+    assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-1"));
+
+    // It succeeds with a rotated refresh token: rt-1 is used up. Requests still carrying
+    // the old cookies go on with the old token, never with rt-1 again.
+    let new_id = w.id_token("ignored", json!({"nonce": null}));
+    let f = forward(w.respond(retry, &token_response(&new_id, Some("rt-2"))));
+    let fresh: Vec<(String, String)> = set_cookies(&f.response_headers).into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(!fresh.is_empty());
+    w.now += 10;
+    let f = forward(w.request(&req_owned("GET", "/f", &with_cookies(&session, &api))));
+    assert!(is_alice(&f) && f.response_headers.is_empty());
+    // The new session refreshes with rt-2 when its own time comes.
+    let f = forward(w.request(&req_owned("GET", "/g", &with_cookies(&fresh, &api))));
+    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
+    w.now += 250;
+    let d = w.request(&req_owned("GET", "/h", &with_cookies(&fresh, &api)));
+    let Decision::Call(call, _) = d else { panic!("expected a refresh with rt-2, got {d:?}") };
+    assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-2"));
 }
 
 #[test]

@@ -74,10 +74,11 @@ fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: Unix
             Some((bytes, cas)) => (serde_json::from_slice::<UsedStates>(&bytes).unwrap_or_default(), Some(cas)),
             None => (UsedStates::default(), None),
         };
+        // A record past its time is gone, whether or not it was pruned yet.
+        used.entries.retain(|(_, until)| *until > now);
         if used.entries.iter().any(|(s, _)| s == &id) {
             return false;
         }
-        used.entries.retain(|(_, until)| *until > now);
         if used.entries.len() >= bound {
             let excess = used.entries.len().saturating_sub(bound).saturating_add(1);
             used.entries.drain(..excess);
@@ -90,6 +91,32 @@ fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: Unix
     }
     // Persistent contention: refuse rather than risk accepting a replay.
     false
+}
+
+/// Records `state` until at least `keep_until`, whether it was recorded before or not
+/// (a lease that becomes a longer-lived mark). Best effort under contention.
+pub fn record_until(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime) {
+    let id = state_id(state);
+    for _ in 0..8 {
+        let (mut used, cas) = match store.get(key) {
+            Some((bytes, cas)) => (serde_json::from_slice::<UsedStates>(&bytes).unwrap_or_default(), Some(cas)),
+            None => (UsedStates::default(), None),
+        };
+        used.entries.retain(|(_, until)| *until > now);
+        if let Some(entry) = used.entries.iter_mut().find(|(s, _)| s == &id) {
+            entry.1 = entry.1.max(keep_until);
+        } else {
+            if used.entries.len() >= MAX_USED_STATES {
+                let excess = used.entries.len().saturating_sub(MAX_USED_STATES).saturating_add(1);
+                used.entries.drain(..excess);
+            }
+            used.entries.push((id.clone(), keep_until));
+        }
+        let Ok(bytes) = serde_json::to_vec(&used) else { return };
+        if store.set(key, &bytes, cas).is_ok() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +151,18 @@ mod tests {
         let used: UsedStates = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(used.entries.len(), 64);
         assert!(!redeem_bounded(&mut store, "k", "x99", 701, 1300, 64), "recent ones are still remembered");
+    }
+
+    #[test]
+    fn record_until_extends_a_record() {
+        let mut store = MemoryStore::default();
+        assert!(redeem(&mut store, "k", "rt", 100, 110));
+        record_until(&mut store, "k", "rt", 105, 500);
+        assert!(!redeem(&mut store, "k", "rt", 200, 210), "still recorded past its first expiry");
+        assert!(redeem(&mut store, "k", "rt", 500, 510), "gone once the extended time has passed");
+        record_until(&mut store, "k", "new", 500, 600);
+        assert!(!redeem(&mut store, "k", "new", 501, 510));
+        record_until(&mut store, "k", "new", 502, 550);
+        assert!(!redeem(&mut store, "k", "new", 560, 570), "never shortened");
     }
 }

