@@ -13,7 +13,7 @@ VENV_STAMP  := $(VENV)/.installed
 CHROMIUM    := /usr/bin/chromium
 SOAK_MINUTES ?= 5
 
-.PHONY: build wasm-target setup venv node nginx browser unit clippy e2e test soak demo bench bench-verify bench-tools clean
+.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-verify bench-tools clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -63,10 +63,27 @@ browser:
 unit:
 	cargo test --workspace --quiet
 
+## vectors: the public JWT/JWKS vector tests, printing every case's verdict and the counts
+vectors:
+	cargo test --test vectors_jwt_verify_lib --test vectors_rfc7520 -- --nocapture
+
+## vectors-exhaustive: also upstream's full signature-fuzz loops (38,203 signatures, ~40 s in debug)
+vectors-exhaustive:
+	cargo test --test vectors_jwt_verify_lib -- --ignored --nocapture
+
 ## clippy: lints, panics denied in the core
 clippy: wasm-target
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -p oidc-edge --lib --quiet -- -D warnings
+
+## fuzz-smoke: build the fuzz targets (libFuzzer on the stable toolchain) and run each a few seconds
+fuzz-smoke:
+	fuzz/run.sh smoke
+
+## fuzz: long coverage-guided runs: FUZZ_SECONDS per target (default 300), FUZZ_TARGETS to pick
+## some, FUZZ_SANITIZER=address for ASan
+fuzz:
+	fuzz/run.sh long $(FUZZ_TARGETS)
 
 ## e2e: the end-to-end suite through real Envoy and a real IdP
 e2e: build setup browser
@@ -78,7 +95,7 @@ soak: build setup
 	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/chaos/soak.py
 
 ## test: everything CI runs (module and venv first: the CLI's tests run the real Envoy on it)
-test: build setup unit clippy e2e
+test: build setup unit clippy fuzz-smoke e2e
 
 ## demo: real Envoy + real IdP + echo upstream on 127.0.0.1; Ctrl-C stops all
 demo: build venv node
@@ -107,4 +124,4 @@ bench-tools:
 	  fi; }
 
 clean:
-	rm -rf target dist $(VENV) $(HARNESS)/node_modules
+	rm -rf target dist $(VENV) $(HARNESS)/node_modules fuzz/target

@@ -256,6 +256,13 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
         }
         Ok(v) => v.claims,
         Err(Reason::KidUnknown) if may_wait => {
+            // A request released after a key wait cannot call out any more (the shell
+            // decides it from the root context, `on_keys`): with `userinfo` on, fetch it
+            // now, before waiting, so that nothing is left to call once the keys are in.
+            // Its claims are used only after the ID token validated (`make_session`).
+            if let Some(call) = userinfo_call(rp, view, &fin) {
+                return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
+            }
             let generation = view.generation;
             if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
                 let deadline = rp.provider.wait_deadline(cx.now);
@@ -265,14 +272,23 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
         }
         Err(reason) => return fail_exchange(cx, &fin.exchange, 401, reason, reason.describe()),
     };
+    if let Some(call) = userinfo_call(rp, view, &fin) {
+        return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
+    }
     if rp.profile.userinfo && fin.userinfo.is_none() {
-        if let Some(endpoint) = view.metadata.as_ref().and_then(|m| m.userinfo_endpoint.clone()) {
-            let call = token::userinfo(&endpoint, &fin.tokens.access_token, rp.provider.timeout_ms);
-            return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
-        }
         log::warn!("oidc-edge: `userinfo` is on but the IdP has no userinfo endpoint; using the ID token's claims only");
     }
     make_session(rp, fin, claims, cx)
+}
+
+/// The userinfo request, when `userinfo` is on, the IdP has the endpoint and it was not
+/// fetched yet.
+fn userinfo_call(rp: &Rp<'_>, view: &crate::provider::View, fin: &Finishing) -> Option<crate::http::HttpCall> {
+    if !rp.profile.userinfo || fin.userinfo.is_some() {
+        return None;
+    }
+    let endpoint = view.metadata.as_ref().and_then(|m| m.userinfo_endpoint.clone())?;
+    Some(token::userinfo(&endpoint, &fin.tokens.access_token, rp.provider.timeout_ms))
 }
 
 /// OIDC Core 5.3.2: the userinfo `sub` must equal the ID token's.
@@ -283,7 +299,9 @@ pub fn on_userinfo(rp: &Rp<'_>, mut fin: Finishing, response: Option<&CallRespon
         return fail_exchange(cx, &fin.exchange, 502, Reason::TokenEndpointFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
     };
     fin.userinfo = Some(info);
-    validate_and_finish(rp, fin, cx, false)
+    // Userinfo may have been fetched before the ID token's new `kid` was known: the wait
+    // for the keys comes now (nothing is left to call after it).
+    validate_and_finish(rp, fin, cx, true)
 }
 
 fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Context<'_>) -> Decision {

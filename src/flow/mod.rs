@@ -77,7 +77,8 @@ pub enum CookieHeader {
     #[default]
     Keep,
     Remove,
-    Replace(String),
+    /// The client's other cookies, byte for byte as it sent them.
+    Replace(Vec<u8>),
 }
 
 /// A request waiting for a call's answer or for keys.
@@ -261,7 +262,8 @@ impl Engine {
                 bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
             }
         }
-        match session::check(rp, req, kind, cx) {
+        // A request released after a wait (`may_wait` false) may not call out: no refresh.
+        match session::check(rp, req, kind, cx, may_wait) {
             session::Outcome::Decided(d) => return d,
             session::Outcome::None => {}
         }
@@ -302,7 +304,9 @@ impl Engine {
         }
     }
 
-    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting again.
+    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting
+    /// again and without calling out (the shell releases it from the root context, where
+    /// a call's answer could not reach it): the answer is `Forward` or `Respond`.
     pub fn on_keys(&self, pending: Pending, cx: &mut Context<'_>) -> Decision {
         match pending {
             Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
@@ -353,21 +357,20 @@ impl Engine {
         if !req.cookies().iter().any(|(n, _)| self.is_own_cookie(n)) {
             return CookieHeader::Keep;
         }
-        let mut kept: Vec<String> = Vec::new();
+        let mut kept: Vec<&[u8]> = Vec::new();
         for header in req.header_values("cookie") {
             for segment in header.split(|b| *b == b';') {
-                let text = String::from_utf8_lossy(segment);
-                let text = text.trim();
-                let name = text.split_once('=').map(|(n, _)| n.trim()).unwrap_or(text);
-                if !text.is_empty() && !self.is_own_cookie(name) {
-                    kept.push(text.to_string());
+                let text = segment.trim_ascii();
+                let name = text.splitn(2, |b| *b == b'=').next().unwrap_or(text).trim_ascii();
+                if !text.is_empty() && !self.is_own_cookie(&String::from_utf8_lossy(name)) {
+                    kept.push(text);
                 }
             }
         }
         if kept.is_empty() {
             CookieHeader::Remove
         } else {
-            CookieHeader::Replace(kept.join("; "))
+            CookieHeader::Replace(kept.join(&b"; "[..]))
         }
     }
 

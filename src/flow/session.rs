@@ -74,7 +74,11 @@ fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session,
 }
 
 /// Reads the session of this request, if any, and decides what it allows.
-pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>) -> Outcome {
+///
+/// `may_refresh` is false for a request released after a key wait (`Engine::on_keys`): it
+/// cannot call out any more, so a session due for a refresh is used as it is while its
+/// token is valid (the browser's next request refreshes it), and reads as expired after.
+pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>, may_refresh: bool) -> Outcome {
     let names = rp.names(req);
     let cookies = req.cookies();
     let present = cookies::session_cookie_names(cookies, &names.session);
@@ -113,7 +117,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
     }
 
     let token_live = now < session.token_exp;
-    let wants_refresh = session.refresh_token.is_some() && after(now, rp.profile.refresh_before_expiry) >= session.token_exp;
+    let wants_refresh = may_refresh && session.refresh_token.is_some() && after(now, rp.profile.refresh_before_expiry) >= session.token_exp;
     if wants_refresh {
         let token_endpoint = rp.view(cx).and_then(|v| v.metadata.as_ref()).map(|m| m.token_endpoint.clone());
         if let (Some(endpoint), Some(refresh_token)) = (token_endpoint, session.refresh_token.clone()) {

@@ -59,6 +59,7 @@ fn discovery() -> Value {
         "authorization_endpoint": "https://idp.example.com/auth",
         "token_endpoint": "https://idp.example.com/token",
         "jwks_uri": "https://idp.example.com/jwks",
+        "userinfo_endpoint": "https://idp.example.com/userinfo",
         "end_session_endpoint": "https://idp.example.com/logout",
         "authorization_response_iss_parameter_supported": true,
     })
@@ -311,7 +312,7 @@ fn full_login_then_session_requests() {
     assert_eq!(set("x-auth-request-user").as_deref(), Some("alice"));
     assert_eq!(set("x-auth-request-email").as_deref(), Some("alice@example.com"));
     assert!(set("authorization").unwrap().starts_with("Bearer eyJ"));
-    assert_eq!(f.cookie, CookieHeader::Replace("app=1".into()), "the filter's cookies stay out of the upstream");
+    assert_eq!(f.cookie, CookieHeader::Replace(b"app=1".to_vec()), "the filter's cookies stay out of the upstream");
     assert!(w.events.contains(&Event::LoginCompleted));
     // The session expires with the ID token (no refresh token here).
     w.now += 301;
@@ -607,6 +608,97 @@ fn a_waiting_request_is_decided_when_the_refetch_answers_not_at_the_next_tick() 
     assert_ne!(w.views[0].generation, wait.generation);
     let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
     assert_kept_authorization(&f);
+}
+
+/// The root's tick after an unknown-kid wait: the refetch, answered with `keys`.
+fn refetch(w: &mut World, keys: Value) {
+    let cfg = w.engine.settings.providers[0].clone();
+    let provider_keys = w.engine.provider_keys[0].clone();
+    let r = Refresher { provider: &cfg, keys: &provider_keys, me: "vm" };
+    let plan = r.poll(&mut w.store, w.now).expect("refetch due");
+    assert_eq!(plan.trigger, "unknown_kid");
+    let body = json!({ "keys": keys });
+    assert!(r.complete(&mut w.store, &plan, Some(&CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }), w.now, 0).succeeded());
+    w.sync();
+}
+
+/// Found by the flow fuzz target: with `userinfo` on, a login whose ID token names a key
+/// the filter does not know yet (the IdP just rotated) waited for the refetch and then
+/// asked for userinfo from `on_keys`, which the shell cannot dispatch for a released
+/// request: the user got a 500. Userinfo is now fetched before the wait.
+#[test]
+fn userinfo_login_during_a_key_rotation_calls_out_only_before_the_wait() {
+    let mut w = World::new(json!({"userinfo": true, "claim_headers": {"X-Team": "team"}}));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    let s = start_login(&mut w, "/p");
+    let d = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
+    let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
+    let d = w.respond(pending, &token_response(&rotated.sign(&claims), None));
+    let Decision::Call(call, pending) = d else { panic!("expected userinfo before the wait, got {d:?}") };
+    assert_eq!(call.endpoint.url(), "https://idp.example.com/userinfo");
+    assert!(matches!(pending, Pending::Userinfo(_)));
+    let info = CallResponse { status: 200, headers: vec![], body: br#"{"sub":"alice","team":"blue"}"#.to_vec() };
+    let Decision::Wait(wait) = w.respond(pending, &info) else { panic!("expected the wait for the new key") };
+    assert!(w.events.contains(&Event::KidRefetchRequested));
+    let keys = json!([w.idp.public.clone(), rotated.public.clone()]);
+    refetch(&mut w, keys);
+    let r = respond(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert!(w.events.contains(&Event::LoginCompleted));
+    let session: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge" && !v.is_empty()).collect();
+    let f = forward(w.request(&req_owned("GET", "/p", &with_cookies(&session, &[HTML]))));
+    assert!(f.set_headers.contains(&("x-team".to_string(), "blue".to_string())), "userinfo's claims are in the session: {f:?}");
+
+    // Userinfo whose `sub` is someone else still fails once the ID token validated.
+    let mut w = World::new(json!({"userinfo": true}));
+    let s = start_login(&mut w, "/p");
+    let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
+    let Decision::Call(_, pending) = w.respond(pending, &token_response(&rotated.sign(&claims), None)) else { panic!() };
+    let info = CallResponse { status: 200, headers: vec![], body: br#"{"sub":"mallory"}"#.to_vec() };
+    let Decision::Wait(wait) = w.respond(pending, &info) else { panic!() };
+    let keys = json!([w.idp.public.clone(), rotated.public.clone()]);
+    refetch(&mut w, keys);
+    let r = respond(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert_eq!(r.status, 401);
+    assert!(w.events.contains(&Event::LoginFailed(Reason::ClaimInvalid)));
+}
+
+/// Found by the flow fuzz target: a bearer token with an unknown kid, beside a session
+/// due for a refresh. After the wait the token still did not verify, the session was
+/// checked, and its refresh grant was started from `on_keys`, which the shell cannot
+/// dispatch (a 500). A released request now uses the session as it is while its token
+/// is valid, and the next request refreshes it.
+#[test]
+fn a_request_released_after_a_key_wait_never_starts_a_refresh() {
+    let rotated = Idp::new("idp-keys-rotated.json");
+    for (elapsed, live) in [(250, true), (400, false)] {
+        let mut w = World::new(json!({}));
+        let session = login(&mut w, json!({}), Some("rt-1"));
+        w.now += elapsed; // the ID token expires at +300; refresh_before_expiry is 60 s
+        let token = rotated.sign(&json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": w.now + 300}));
+        let h = with_cookies(&session, &[("authorization", &format!("Bearer {token}")), ("accept", "application/json")]);
+        let request = req_owned("GET", "/api", &h);
+        let Decision::Wait(wait) = w.request(&request) else { panic!("expected a wait") };
+        let keys = json!([w.idp.public.clone()]);
+        refetch(&mut w, keys); // the key never comes
+        w.events.clear();
+        match w.step(|e, cx| e.on_keys(wait.pending, cx)) {
+            Decision::Forward(f) if live => {
+                assert!(w.events.contains(&Event::SessionAccepted), "{:?}", w.events);
+                assert!(f.response_headers.is_empty(), "no refresh happened");
+            }
+            Decision::Respond(r) if !live => {
+                assert_eq!(r.status, 401);
+                assert!(w.events.contains(&Event::TokenRejected(Reason::KidUnknown)), "{:?}", w.events);
+            }
+            other => panic!("released after {elapsed} s: {other:?} ({:?})", w.events),
+        }
+        // The next request is not released: it refreshes as usual.
+        let d = w.request(&req_owned("GET", "/api", &with_cookies(&session, &[("accept", "application/json")])));
+        assert!(matches!(d, Decision::Call(_, Pending::Refresh(_))), "{d:?}");
+    }
 }
 
 #[test]

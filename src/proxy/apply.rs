@@ -53,7 +53,7 @@ impl Shared {
                 match &fwd.cookie {
                     CookieHeader::Keep => {}
                     CookieHeader::Remove => host::remove_request_header("cookie"),
-                    CookieHeader::Replace(v) => host::set_request_header("cookie", v),
+                    CookieHeader::Replace(v) => host::set_request_header_bytes("cookie", v),
                 }
                 if let Some(path) = &fwd.path {
                     host::set_request_header(":path", path);

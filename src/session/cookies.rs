@@ -120,7 +120,12 @@ pub fn join(cookies: &[(String, String)], name: &str) -> Option<String> {
     let mut chunks: Vec<(usize, &str)> = Vec::new();
     for (n, v) in cookies {
         if let Some(idx) = n.strip_prefix(&prefix) {
-            // Only canonical decimal indices: `_01` or `_+1` are not ours.
+            // Only digits name a chunk (as in `session_cookie_names`): the filter's login
+            // cookies share the prefix (`name_tx.<id>`) and are not part of the session.
+            if idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            // Only canonical decimal indices: `_01` is not ours.
             let index: usize = idx.parse().ok().filter(|i: &usize| i.to_string() == idx)?;
             chunks.push((index, v));
         }
@@ -221,6 +226,10 @@ mod tests {
         assert_eq!(join(&badcount, "s"), None);
         assert_eq!(join(&[("s".into(), "v".into()), ("s".into(), "w".into())], "s"), None, "two plain");
         assert_eq!(join(&[("other".into(), "v".into())], "s"), None);
+        // A login in flight in another tab (`s_tx.<id>`) does not break a chunked session.
+        let mut with_tx = parts.clone();
+        with_tx.push(("s_tx.AbCdEfGhIjKl".into(), "sealed-transaction".into()));
+        assert_eq!(join(&with_tx, "s").as_deref(), Some(value.as_str()), "transaction cookie beside chunks");
         // Chunks arriving out of order are fine.
         let mut shuffled = parts.clone();
         shuffled.reverse();
