@@ -1119,12 +1119,13 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 fn closest_field(key: &str) -> Option<&'static str> {
-    FIELDS
-        .iter()
-        .map(|f| (edit_distance(key, f.name), f.name))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
+    closest_name(key, FIELDS.iter().map(|f| f.name))
+}
+
+/// The candidate nearest a misspelt name (at most 3 edits away), for a "did you mean" hint;
+/// the annotation renderer uses it too.
+pub fn closest_name(key: &str, candidates: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+    candidates.map(|n| (edit_distance(key, n), n)).filter(|(d, _)| *d <= 3).min_by_key(|(d, _)| *d).map(|(_, n)| n)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

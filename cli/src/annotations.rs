@@ -226,12 +226,7 @@ pub fn default_of(key: &str) -> Option<Value> {
 
 /// The closest annotation name to a misspelt one, for a "did you mean" hint.
 pub fn closest(name: &str) -> Option<&'static str> {
-    ANNOTATIONS
-        .iter()
-        .map(|a| (edit_distance(name, a.name), a.name))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
+    oidc_edge::config::closest_name(name, ANNOTATIONS.iter().map(|a| a.name))
 }
 
 /// Reads one annotation value. The error says what is wrong and what is expected.
@@ -401,22 +396,6 @@ fn parse_claim_headers(v: &str) -> Result<Value, String> {
         out.insert(header.to_string(), json!(claim));
     }
     Ok(Value::Object(out))
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i.saturating_add(1)];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(usize::MAX).saturating_add(usize::from(ca != *cb));
-            let del = prev.get(j.saturating_add(1)).copied().unwrap_or(usize::MAX).saturating_add(1);
-            let ins = cur.get(j).copied().unwrap_or(usize::MAX).saturating_add(1);
-            cur.push(sub.min(del).min(ins));
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 /// The annotation reference as a Markdown table (kept verbatim in `docs/cli.md`; a test checks).
