@@ -167,6 +167,8 @@ pub struct Engine {
     keyer: cache::Keyer,
     /// Every cookie base name any profile uses: all are kept from the upstream.
     cookie_bases: Vec<String>,
+    /// Callback and logout paths that more than one profile uses (see `select_profile`).
+    shared_paths: Vec<String>,
 }
 
 /// Headers the filter sets itself: a client's copies never reach the upstream.
@@ -188,7 +190,11 @@ impl Engine {
         let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
         let mut cookie_bases: Vec<String> = settings.profiles.iter().map(|p| p.cookie.name.clone()).collect();
         cookie_bases.dedup();
-        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases }
+        let own_paths: Vec<&String> = settings.profiles.iter().flat_map(|p| [&p.redirect_path, &p.logout_path]).collect();
+        let mut shared_paths: Vec<String> = own_paths.iter().filter(|p| own_paths.iter().filter(|q| q == p).count() > 1).map(|p| (*p).clone()).collect();
+        shared_paths.sort();
+        shared_paths.dedup();
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases, shared_paths }
     }
 
     pub fn providers(&self) -> &[ProviderConfig] {
@@ -222,6 +228,9 @@ impl Engine {
     fn select_profile(&self, req: &RequestView) -> usize {
         let by_route = self.settings.profile_for(&req.authority, req.path_only());
         let path = req.path_only();
+        if !self.shared_paths.iter().any(|p| p == path) {
+            return by_route;
+        }
         let candidates: Vec<usize> = self
             .settings
             .profiles_for_host(&req.authority)

@@ -69,6 +69,47 @@ pub fn redeem(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime
 
 fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime, bound: usize) -> bool {
     let id = state_id(state);
+    // Persistent contention refuses rather than risk accepting a replay.
+    update_used(store, key, now, |used| {
+        if used.entries.iter().any(|(s, _)| s == &id) {
+            return Some(false);
+        }
+        used.push_bounded(id.clone(), keep_until, bound);
+        None
+    })
+    .unwrap_or(false)
+}
+
+/// Records `state` until at least `keep_until`, whether it was recorded before or not
+/// (a lease that becomes a longer-lived mark). Best effort under contention.
+pub fn record_until(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime) {
+    let id = state_id(state);
+    let _ = update_used(store, key, now, |used| {
+        if let Some(entry) = used.entries.iter_mut().find(|(s, _)| s == &id) {
+            entry.1 = entry.1.max(keep_until);
+        } else {
+            used.push_bounded(id.clone(), keep_until, MAX_USED_STATES);
+        }
+        None
+    });
+}
+
+impl UsedStates {
+    /// Adds a record, dropping the oldest beyond `bound`.
+    fn push_bounded(&mut self, id: String, keep_until: UnixTime, bound: usize) {
+        if self.entries.len() >= bound {
+            let excess = self.entries.len().saturating_sub(bound).saturating_add(1);
+            self.entries.drain(..excess);
+        }
+        self.entries.push((id, keep_until));
+    }
+}
+
+/// Read-modify-write of the used-states record with compare-and-swap, a few attempts.
+/// `change` sees the record without expired entries; `Some(answer)` ends without writing.
+/// Returns `Some(true)` once written, `Some(answer)` when `change` stopped, `None` when
+/// every attempt lost the race or the record could not be written.
+fn update_used(store: &mut dyn SharedStore, key: &str, now: UnixTime, mut change: impl FnMut(&mut UsedStates) -> Option<bool>) -> Option<bool> {
     for _ in 0..8 {
         let (mut used, cas) = match store.get(key) {
             Some((bytes, cas)) => (serde_json::from_slice::<UsedStates>(&bytes).unwrap_or_default(), Some(cas)),
@@ -76,47 +117,15 @@ fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: Unix
         };
         // A record past its time is gone, whether or not it was pruned yet.
         used.entries.retain(|(_, until)| *until > now);
-        if used.entries.iter().any(|(s, _)| s == &id) {
-            return false;
+        if let Some(answer) = change(&mut used) {
+            return Some(answer);
         }
-        if used.entries.len() >= bound {
-            let excess = used.entries.len().saturating_sub(bound).saturating_add(1);
-            used.entries.drain(..excess);
-        }
-        used.entries.push((id.clone(), keep_until));
-        let Ok(bytes) = serde_json::to_vec(&used) else { return false };
+        let bytes = serde_json::to_vec(&used).ok()?;
         if store.set(key, &bytes, cas).is_ok() {
-            return true;
+            return Some(true);
         }
     }
-    // Persistent contention: refuse rather than risk accepting a replay.
-    false
-}
-
-/// Records `state` until at least `keep_until`, whether it was recorded before or not
-/// (a lease that becomes a longer-lived mark). Best effort under contention.
-pub fn record_until(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime) {
-    let id = state_id(state);
-    for _ in 0..8 {
-        let (mut used, cas) = match store.get(key) {
-            Some((bytes, cas)) => (serde_json::from_slice::<UsedStates>(&bytes).unwrap_or_default(), Some(cas)),
-            None => (UsedStates::default(), None),
-        };
-        used.entries.retain(|(_, until)| *until > now);
-        if let Some(entry) = used.entries.iter_mut().find(|(s, _)| s == &id) {
-            entry.1 = entry.1.max(keep_until);
-        } else {
-            if used.entries.len() >= MAX_USED_STATES {
-                let excess = used.entries.len().saturating_sub(MAX_USED_STATES).saturating_add(1);
-                used.entries.drain(..excess);
-            }
-            used.entries.push((id.clone(), keep_until));
-        }
-        let Ok(bytes) = serde_json::to_vec(&used) else { return };
-        if store.set(key, &bytes, cas).is_ok() {
-            return;
-        }
-    }
+    None
 }
 
 #[cfg(test)]
