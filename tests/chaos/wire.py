@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 Header = tuple[str, "str | bytes"]
 
 
-@dataclass
-class Reply:
-    """One answer: status, headers (lowercased names, every value kept), body."""
+class _HeaderLookup:
+    """Header access for answers whose `headers` are (lowercased name, value) pairs."""
 
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
+    headers: list[tuple[str, str]]
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -36,6 +33,15 @@ class Reply:
     def header_all(self, name: str) -> list[str]:
         name = name.lower()
         return [v for n, v in self.headers if n == name]
+
+
+@dataclass
+class Reply(_HeaderLookup):
+    """One answer: status, headers (lowercased names, every value kept), body."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
 
 
 def http_request(
@@ -69,7 +75,7 @@ def http_request(
 
 
 @dataclass
-class WsResult:
+class WsResult(_HeaderLookup):
     """A WebSocket attempt: the handshake's status (101 when upgraded), its
     headers, and for an upgrade the echoed message (None if none came)."""
 
@@ -77,13 +83,6 @@ class WsResult:
     headers: list[tuple[str, str]]
     echo: str | None = None
     body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return None
 
 
 def _read_until(sock: socket.socket, marker: bytes, limit: int = 256 * 1024) -> tuple[bytes, bytes]:

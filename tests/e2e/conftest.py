@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
 from oidc_login import new_browser  # noqa: E402
-from stack import Stack, wasm_path  # noqa: E402
+from stack import Stack, serve, wasm_path  # noqa: E402
 
 
 def pytest_configure(config):
@@ -53,12 +53,7 @@ def _require_wasm() -> None:
 @pytest.fixture(scope="session")
 def stack():
     _require_wasm()
-    s = Stack(name="session")
-    try:
-        s.wait_filter_ready(15)
-        yield s
-    finally:
-        s.stop()
+    yield from serve(Stack(name="session"))
 
 
 @pytest.fixture

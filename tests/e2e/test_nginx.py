@@ -29,7 +29,7 @@ import websocket
 
 from http_util import bearer_token, cookie_names, created_cookies, jwt_payload
 from oidc_login import BROWSER_HEADERS, login
-from stack import ARTIFACTS_DIR, HARNESS_DIR, ROOT, Stack, _child_setup, _tail, free_ports, new_session
+from stack import ARTIFACTS_DIR, HARNESS_DIR, ROOT, Stack, _child_setup, serve, _tail, free_ports, new_session
 
 EXAMPLE = ROOT / "nginx-examples" / "nginx.conf"
 PREFIX = "oidc_edge"
@@ -186,12 +186,7 @@ def stack(ports):
     for port in ports.values():
         extra += ["--redirect-uri", f"http://127.0.0.1:{port}/oauth2/callback",
                   "--post-logout-redirect-uri", f"http://127.0.0.1:{port}/"]
-    s = Stack(name="nginx-envoy", idp_args=extra)
-    try:
-        s.wait_filter_ready(15)
-        yield s
-    finally:
-        s.stop()
+    yield from serve(Stack(name="nginx-envoy", idp_args=extra))
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ from oidc_login import (
     query_params,
     start_login,
 )
-from stack import COOKIE_SECRET, Stack, free_ports, new_session
+from stack import COOKIE_SECRET, Stack, free_ports, new_session, serve
 from tokens import mint_token, token_claims
 
 PREFIX = "oidc_edge"
@@ -197,16 +197,11 @@ def keep_secure_cookies_over_http(b: requests.Session) -> None:
 
 @pytest.fixture(scope="module")
 def refresh_stack():
-    s = Stack(
+    yield from serve(Stack(
         name="sessions-refresh",
         idp_args=["--id-token-ttl", str(TTL), "--access-token-ttl", str(TTL)],
         plugin_config_overrides={"clock_skew_seconds": 0},
-    )
-    try:
-        s.wait_filter_ready(15)
-        yield s
-    finally:
-        s.stop()
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -219,16 +214,11 @@ def expiring_session(refresh_stack):
 
 @pytest.fixture(scope="module")
 def big():
-    s = Stack(
+    yield from serve(Stack(
         name="sessions-big",
         idp_args=["--big-claim-bytes", str(BIG_CLAIM), "--big-claim-users", "alice"],
         plugin_config_overrides={"allow_query_token": True, "allowed_origins": [ALLOWED_ORIGIN]},
-    )
-    try:
-        s.wait_filter_ready(15)
-        yield s
-    finally:
-        s.stop()
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +238,7 @@ def plain():
     extra = []
     for base in (f"https://127.0.0.1:{port}", f"http://{APP_HOST}:{port}", f"https://{APP_HOST}:{port}"):
         extra += ["--redirect-uri", f"{base}/oauth2/callback", "--post-logout-redirect-uri", f"{base}/"]
-    s = Stack(name="sessions-plain", ports={"envoy": port}, idp_args=extra)
-    try:
-        s.wait_filter_ready(15)
-        yield s
-    finally:
-        s.stop()
+    yield from serve(Stack(name="sessions-plain", ports={"envoy": port}, idp_args=extra))
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -716,3 +716,11 @@ class Stack:
 if __name__ == "__main__":  # pragma: no cover - manual smoke run
     with Stack(name="manual", with_filter="--with-filter" in sys.argv) as s:
         print(s, s.pids())
+
+
+def serve(stack: Stack, timeout: float = 15) -> Iterator[Stack]:
+    """For fixtures (`yield from serve(Stack(...))`): the stack once its filter is
+    ready, stopped afterwards, also when it never gets ready."""
+    with stack:
+        stack.wait_filter_ready(timeout)
+        yield stack
