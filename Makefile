@@ -24,7 +24,7 @@ wasm-target:
 $(WASM): wasm-target FORCE
 	cargo build --release --target $(WASM_TARGET) -p oidc-edge --lib
 	@mkdir -p dist
-	@cp target/$(WASM_TARGET)/release/oidc_edge.wasm $(WASM)
+	@python3 tools/trim_exports.py target/$(WASM_TARGET)/release/oidc_edge.wasm $(WASM)
 	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
 
 FORCE:

@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod session;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use crate::config::{Profile, ProviderConfig, Settings};
@@ -113,24 +114,25 @@ pub enum Event {
 }
 
 impl Event {
-    /// The Envoy stat this event counts in (`wasmcustom.` is prepended by Envoy).
-    pub fn metric_name(&self) -> String {
+    /// The Envoy stat this event counts in (`wasmcustom.` is prepended by Envoy); borrowed
+    /// for the per-request events, so counting them allocates nothing.
+    pub fn metric_name(&self) -> Cow<'static, str> {
         match self {
-            Event::LoginStarted => "oidc_edge.login.started".into(),
-            Event::LoginCompleted => "oidc_edge.login.completed".into(),
-            Event::LoginFailed(r) => format!("oidc_edge.login.failed.{}", r.code()),
-            Event::SessionAccepted => "oidc_edge.session.accepted".into(),
-            Event::SessionRejected(r) => format!("oidc_edge.session.rejected.{}", r.code()),
-            Event::SessionRefreshed => "oidc_edge.session.refreshed".into(),
-            Event::RefreshFailed(r) => format!("oidc_edge.session.refresh_failed.{}", r.code()),
-            Event::TokenAccepted => "oidc_edge.token.accepted".into(),
-            Event::TokenRejected(r) => format!("oidc_edge.token.rejected.{}", r.code()),
-            Event::Forbidden => "oidc_edge.request.forbidden".into(),
-            Event::Unauthenticated => "oidc_edge.request.unauthenticated".into(),
-            Event::NotReady => "oidc_edge.request.not_ready".into(),
-            Event::KidRefetchRequested => "oidc_edge.jwks.unknown_kid_refetch".into(),
-            Event::Logout => "oidc_edge.logout".into(),
-            Event::PassThrough => "oidc_edge.request.pass_through".into(),
+            Event::LoginStarted => Cow::Borrowed("oidc_edge.login.started"),
+            Event::LoginCompleted => Cow::Borrowed("oidc_edge.login.completed"),
+            Event::LoginFailed(r) => Cow::Owned(format!("oidc_edge.login.failed.{}", r.code())),
+            Event::SessionAccepted => Cow::Borrowed("oidc_edge.session.accepted"),
+            Event::SessionRejected(r) => Cow::Owned(format!("oidc_edge.session.rejected.{}", r.code())),
+            Event::SessionRefreshed => Cow::Borrowed("oidc_edge.session.refreshed"),
+            Event::RefreshFailed(r) => Cow::Owned(format!("oidc_edge.session.refresh_failed.{}", r.code())),
+            Event::TokenAccepted => Cow::Borrowed("oidc_edge.token.accepted"),
+            Event::TokenRejected(r) => Cow::Owned(format!("oidc_edge.token.rejected.{}", r.code())),
+            Event::Forbidden => Cow::Borrowed("oidc_edge.request.forbidden"),
+            Event::Unauthenticated => Cow::Borrowed("oidc_edge.request.unauthenticated"),
+            Event::NotReady => Cow::Borrowed("oidc_edge.request.not_ready"),
+            Event::KidRefetchRequested => Cow::Borrowed("oidc_edge.jwks.unknown_kid_refetch"),
+            Event::Logout => Cow::Borrowed("oidc_edge.logout"),
+            Event::PassThrough => Cow::Borrowed("oidc_edge.request.pass_through"),
         }
     }
 }
@@ -156,6 +158,8 @@ struct Party {
     sealer: Sealer,
     /// Header names removed from every request of this profile before anything else.
     strip: Vec<String>,
+    /// Cookie names for plain http and for https requests (see `Rp::names`).
+    names: [Names; 2],
 }
 
 /// The relying parties of one configuration, with their per-worker caches.
@@ -184,7 +188,7 @@ impl Engine {
             .map(|p| {
                 let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|h| h.to_string()).collect();
                 strip.extend(p.claim_headers.iter().map(|(h, _)| h.clone()));
-                Party { sealer: Sealer::new(&p.cookie.keys), strip }
+                Party { sealer: Sealer::new(&p.cookie.keys), strip, names: [Names::of(p, false), Names::of(p, true)] }
             })
             .collect();
         let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
@@ -250,7 +254,7 @@ impl Engine {
                     let tx = format!("{}{}", names.tx_prefix, crate::oidc::callback::state_id(state));
                     cookies.iter().any(|(n, _)| n == &tx)
                 }
-                _ => !crate::session::cookies::session_cookie_names(cookies, &names.session).is_empty(),
+                _ => crate::session::cookies::has_session_cookie(cookies, &names.session),
             }
         };
         if owns(by_route) {
@@ -403,7 +407,7 @@ pub struct Rp<'a> {
 }
 
 /// Cookie names and attributes for one request: `__Host-` prefixed over https when no
-/// domain is set (RFC 6265bis 4.1.3.2).
+/// domain is set (RFC 6265bis 4.1.3.2). Made once per profile and scheme.
 pub struct Names {
     pub session: String,
     pub tx_prefix: String,
@@ -411,6 +415,17 @@ pub struct Names {
 }
 
 impl Names {
+    fn of(profile: &Profile, https: bool) -> Names {
+        let secure = https || profile.cookie.same_site == crate::session::cookies::SameSite::None;
+        let prefix = if https && profile.cookie.domain.is_none() { "__Host-" } else { "" };
+        let base = &profile.cookie.name;
+        Names {
+            session: format!("{prefix}{base}"),
+            tx_prefix: format!("{prefix}{base}_tx."),
+            attrs: Attributes { secure, same_site: profile.cookie.same_site, domain: profile.cookie.domain.clone() },
+        }
+    }
+
     /// Attributes of the login (transaction) cookie. It must come back on the IdP's
     /// redirect to the callback, a navigation another site started, on which browsers
     /// never send a `SameSite=Strict` cookie: under `strict` it is `Lax` (a top-level GET
@@ -433,14 +448,12 @@ impl Rp<'_> {
         self.view(cx).is_some_and(|v| v.is_ready(self.provider, cx.now))
     }
 
-    fn names(&self, req: &RequestView) -> Names {
-        let secure = req.is_https() || self.profile.cookie.same_site == crate::session::cookies::SameSite::None;
-        let prefix = if req.is_https() && self.profile.cookie.domain.is_none() { "__Host-" } else { "" };
-        let base = &self.profile.cookie.name;
-        Names {
-            session: format!("{prefix}{base}"),
-            tx_prefix: format!("{prefix}{base}_tx."),
-            attrs: Attributes { secure, same_site: self.profile.cookie.same_site, domain: self.profile.cookie.domain.clone() },
+    fn names(&self, req: &RequestView) -> &Names {
+        let [http, https] = &self.party.names;
+        if req.is_https() {
+            https
+        } else {
+            http
         }
     }
 

@@ -81,8 +81,7 @@ fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session,
 pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>, may_refresh: bool) -> Outcome {
     let names = rp.names(req);
     let cookies = req.cookies();
-    let present = cookies::session_cookie_names(cookies, &names.session);
-    if present.is_empty() {
+    if !cookies::has_session_cookie(cookies, &names.session) {
         return Outcome::None;
     }
     let Some(sealed) = cookies::join(cookies, &names.session) else {
@@ -136,7 +135,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
                     session: (*session).clone(),
                     session_name: names.session.clone(),
                     attrs: names.attrs.clone(),
-                    old_cookies: present,
+                    old_cookies: cookies::session_cookie_names(cookies, &names.session),
                     cache_key: key,
                     tokens: None,
                 };

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::flow::{CookieHeader, Decision, Engine, Event, Pending, Wait};
 use crate::provider::View;
+use crate::time::UnixTime;
 
 use super::host;
 use super::metrics::Metrics;
@@ -82,6 +83,13 @@ impl Shared {
                 }
             }
             Decision::Wait(wait) => {
+                // Another worker may have fetched the keys since this VM's last tick.
+                self.sync_views();
+                let moved_on = self.views.try_borrow().ok().and_then(|v| v.get(wait.provider).map(|v| v.generation != wait.generation));
+                if moved_on == Some(true) {
+                    let decision = self.run(|engine, cx| engine.on_keys(wait.pending, cx));
+                    return self.apply(context_id, decision);
+                }
                 if let Ok(mut parked) = self.parked.try_borrow_mut() {
                     parked.insert(context_id, wait);
                 }
@@ -92,18 +100,36 @@ impl Shared {
 
     /// Runs one core step with the host's time, entropy, store and this VM's views.
     pub fn run(&self, step: impl FnOnce(&Engine, &mut crate::flow::Context<'_>) -> Decision) -> Decision {
+        self.run_at(host::now(), step)
+    }
+
+    pub fn run_at(&self, now: UnixTime, step: impl FnOnce(&Engine, &mut crate::flow::Context<'_>) -> Decision) -> Decision {
         let views = match self.views.try_borrow() {
             Ok(v) => v,
             Err(_) => return Decision::Respond(crate::pages::not_ready(false, 1)),
         };
         let mut store = host::HostStore;
         let mut entropy = host::HostEntropy;
-        let mut cx = crate::flow::Context { now: host::now(), providers: &views, store: &mut store, entropy: &mut entropy, events: Vec::new() };
+        let mut cx = crate::flow::Context { now, providers: &views, store: &mut store, entropy: &mut entropy, events: Vec::new() };
         let decision = step(&self.engine, &mut cx);
         let events = std::mem::take(&mut cx.events);
         drop(views);
         self.record(&events);
         decision
+    }
+
+    /// Views follow the store on every tick and after this VM's own fetches; a request
+    /// reads the store itself (a host call that costs as much as the rest of a cached
+    /// check) only while a provider is not ready, so that the first keys fetched by any
+    /// worker count at once.
+    pub fn sync_views_if_unready(&self, now: UnixTime) {
+        let unready = match self.views.try_borrow() {
+            Ok(views) => views.iter().zip(&self.engine.settings.providers).any(|(v, cfg)| !v.is_ready(cfg, now)),
+            Err(_) => false,
+        };
+        if unready {
+            self.sync_views();
+        }
     }
 
     pub fn sync_views(&self) {

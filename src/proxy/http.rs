@@ -47,23 +47,27 @@ impl Context for Http {
             host::resume_request();
         }
     }
+}
 
-    fn on_done(&mut self) -> bool {
+/// Per-stream clean-up when the SDK drops the context (`proxy_on_delete`), so the module
+/// need not export `proxy_on_done` (see tools/trim_exports.py).
+impl Drop for Http {
+    fn drop(&mut self) {
         if let Ok(mut parked) = self.shared.parked.try_borrow_mut() {
             parked.remove(&self.id);
         }
         if let Ok(mut headers) = self.shared.response_headers.try_borrow_mut() {
             headers.remove(&self.id);
         }
-        true
     }
 }
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.shared.sync_views();
+        let now = host::now();
+        self.shared.sync_views_if_unready(now);
         let request = RequestView::from_headers(host::request_headers());
-        let decision = self.shared.run(|engine, cx| engine.on_request(&request, cx));
+        let decision = self.shared.run_at(now, |engine, cx| engine.on_request(&request, cx));
         let next = self.shared.apply(self.id, decision);
         if self.proceed(next) {
             Action::Continue

@@ -1,5 +1,7 @@
 //! Cookie wire format: parsing `Cookie`, writing `Set-Cookie`, and splitting large values into numbered chunks.
 
+use std::borrow::Cow;
+
 /// One cookie (name + `=` + value) may not exceed this: browsers cap a cookie near 4096
 /// bytes including attributes, and proxies in front of Envoy often cap less.
 pub const MAX_COOKIE_BYTES: usize = 4000;
@@ -107,12 +109,12 @@ pub fn chunk_name(name: &str, index: usize) -> String {
 
 /// Reassembles what `split` wrote. Missing, extra or duplicated chunks give `None`: the
 /// session then reads as absent, never as a mix of two sessions.
-pub fn join(cookies: &[(String, String)], name: &str) -> Option<String> {
+pub fn join<'a>(cookies: &'a [(String, String)], name: &str) -> Option<Cow<'a, str>> {
     let plain: Vec<&String> = cookies.iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect();
     let first_chunk = chunk_name(name, 0);
     let has_chunks = cookies.iter().any(|(n, _)| n == &first_chunk);
     match (plain.as_slice(), has_chunks) {
-        ([only], false) => return Some((*only).clone()),
+        ([only], false) => return Some(Cow::Borrowed(only.as_str())),
         ([], true) => {}
         _ => return None,
     }
@@ -146,17 +148,25 @@ pub fn join(cookies: &[(String, String)], name: &str) -> Option<String> {
             value.push_str(v);
         }
     }
-    Some(value)
+    Some(Cow::Owned(value))
+}
+
+/// Whether the request carries any cookie of the session `name` (plain or chunk).
+pub fn has_session_cookie(cookies: &[(String, String)], name: &str) -> bool {
+    cookies.iter().any(|(n, _)| is_session_cookie(n, name))
+}
+
+fn is_session_cookie(cookie: &str, name: &str) -> bool {
+    match cookie.strip_prefix(name) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('_').is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
 }
 
 /// Names of every cookie in the request that belongs to the session `name` (plain or chunk).
 pub fn session_cookie_names(cookies: &[(String, String)], name: &str) -> Vec<String> {
-    let prefix = format!("{name}_");
-    cookies
-        .iter()
-        .filter(|(n, _)| n == name || n.strip_prefix(&prefix).is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())))
-        .map(|(n, _)| n.clone())
-        .collect()
+    cookies.iter().filter(|(n, _)| is_session_cookie(n, name)).map(|(n, _)| n.clone()).collect()
 }
 
 #[cfg(test)]
