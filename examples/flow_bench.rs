@@ -74,7 +74,8 @@ impl World {
         self.sync();
     }
 
-    /// What the shell does first on every request: one shared-data read per provider.
+    /// What the shell does on every tick (and a request while its provider is not loaded):
+    /// one shared-data read per provider.
     fn sync(&mut self) {
         for ((v, k), c) in self.views.iter_mut().zip(&self.engine.provider_keys).zip(&self.engine.settings.providers) {
             v.sync(&self.store, k, c);
