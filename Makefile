@@ -13,7 +13,7 @@ VENV_STAMP  := $(VENV)/.installed
 CHROMIUM    := /usr/bin/chromium
 SOAK_MINUTES ?= 5
 
-.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-verify bench-tools clean
+.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-instructions bench-verify bench-tools clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -113,6 +113,19 @@ bench: build setup bench-tools
 bench-verify: wasm-target
 	cargo build --release --target $(WASM_TARGET) --example verify_bench --quiet
 	node --no-warnings bench/wasi-run.mjs $(BENCH_WASM) $(BENCH_ARGS)
+
+## bench-instructions: instructions per request under callgrind (no filter, jwt_authn,
+## oidc-edge): the same in every run, unlike req/s on a shared machine; BENCH_ARGS=--wasm
+## OTHER.wasm counts another build beside the current one
+bench-instructions: build setup
+	@command -v valgrind >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing valgrind (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; \
+	  else \
+	    echo "make bench-instructions needs valgrind: run 'sudo apt-get install -y valgrind'" >&2; exit 1; \
+	  fi; }
+	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 bench-tools:
 	@command -v wrk >/dev/null || { \

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""`make bench-instructions`: instructions per request, counted by callgrind, side by side.
+
+The same Envoy configuration as `make bench` (bench/envoy-bench.template.yaml), with Envoy
+run under `valgrind --tool=callgrind`. For each route, collection is switched on for a
+fixed number of keep-alive requests only, so the count covers exactly the requests'
+work in Envoy's process: the filters, V8 and the filter's wasm code, the HTTP codec.
+
+Why beside `make bench`: on a shared machine req/s and even CPU time per request move
+by half between runs (a neighbour on the same core slows every instruction), while
+instruction counts are the same from run to run. They are not time: Envoy's RSA in
+BoringSSL runs many instructions per cycle, crossings into V8 few, so instruction
+ratios flatter the filter against `jwt_authn`; use them to compare builds of oidc-edge
+with each other (`--wasm` against the current module), and req/s for the targets.
+
+All routes are direct_response ones: no upstream in the count. Takes 2 to 4 minutes
+(Envoy starts slowly under valgrind). Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run as bench  # noqa: E402  (bench/run.py: the stack, routes and helpers)
+import stack as harness  # noqa: E402
+
+import requests  # noqa: E402
+
+
+def callgrind_envoy(out_dir: Path) -> str:
+    """A wrapper script that starts Envoy under callgrind with collection off."""
+    envoy = harness.find_envoy()
+    script = out_dir / "envoy-callgrind.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"exec valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file"
+        f" --callgrind-out-file={out_dir}/callgrind.%p.out '{envoy}' \"$@\"\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def control(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=300)
+
+
+def total_of(dump: Path) -> int:
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {dump}")
+
+
+def count(stack: bench.BenchStack, route: bench.Route, pid: int, out_dir: Path, n: int) -> float:
+    """Instructions per request over `n` requests on one keep-alive connection."""
+    url = stack.bench_url(route.listener, route.path)
+    http = requests.Session()
+    for _ in range(20):
+        resp = http.get(url, headers=route.headers, timeout=60)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{route.name}: {resp.status_code} {resp.text[:200]}")
+    before = set(out_dir.glob("callgrind.*.out.*"))
+    control("-z", str(pid))
+    control("-i", "on", str(pid))
+    for _ in range(n):
+        http.get(url, headers=route.headers, timeout=60)
+    control("-i", "off", str(pid))
+    control("-d", "route", str(pid))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = sorted(set(out_dir.glob("callgrind.*.out.*")) - before)
+        if new:
+            time.sleep(0.5)  # the dump is written in one go, but give it a moment
+            return total_of(new[-1]) / n
+        time.sleep(0.2)
+    raise RuntimeError(f"{route.name}: callgrind wrote no dump")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=300, help="requests counted per route (300)")
+    ap.add_argument("--wasm", help="another build of the module to count beside the current one (a second wasm VM)")
+    args = ap.parse_args()
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        print("valgrind not found: `apt-get install -y valgrind` (make bench-instructions does it)", file=sys.stderr)
+        return 2
+
+    out_dir = Path(tempfile.mkdtemp(prefix="oidc-edge-callgrind-"))
+    harness.find_envoy = lambda wrapper=callgrind_envoy(out_dir): wrapper  # the stack starts Envoy through it
+
+    class Stack(bench.BenchStack):
+        """The bench stack, plus (with --wasm) a listener running the other build."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if args.wasm:
+                taken = set(self.ports.values()) | set(self.bench_ports.values())
+                self.bench_ports["other"] = next(p for p in harness.free_ports(12) if p not in taken)
+
+        def render_envoy_config(self) -> str:
+            text = super().render_envoy_config()
+            if not args.wasm:
+                return text
+            start, end = text.index("  - name: oidc_edge\n"), text.index("  clusters:")
+            block = text[start:end]
+            other = (
+                block.replace("name: oidc_edge", "name: other")
+                .replace("stat_prefix: oidc_edge", "stat_prefix: other")
+                .replace(f"port_value: {self.bench_ports['oidc_edge']}", f"port_value: {self.bench_ports['other']}")
+                .replace("vm_id: oidc-edge", "vm_id: other")
+                .replace(json.dumps(str(self.wasm)), json.dumps(str(Path(args.wasm).resolve())))
+            )
+            return text[:end] + other + text[end:]
+
+    started = time.monotonic()
+    with Stack(name="bench-instructions", plugin_config_overrides=bench.PLUGIN_OVERRIDES,
+               envoy_concurrency=1, startup_timeout=900) as stack:
+        stack.start()
+        stack.wait_filter_ready(600)
+        token = bench.mint_token(bench.token_claims(stack, sub="bench", ttl=86400))
+        bearer = {"Authorization": f"Bearer {token}"}
+        cookie = {"Cookie": bench.session_cookie(stack)}
+        routes = [
+            bench.Route("no filter", "plain", "/direct/x", bearer),
+            bench.Route("jwt_authn", "jwt_authn", "/direct/x", bearer),
+            bench.Route("jwt_authn + jwt_cache_config", "jwt_cached", "/direct/x", bearer),
+        ]
+        for listener, label in [("oidc_edge", "oidc-edge")] + ([("other", "--wasm build")] if args.wasm else []):
+            routes += [
+                bench.Route(f"{label} pass-through", listener, "/public/direct/x", bearer),
+                bench.Route(f"{label} bearer", listener, "/direct/x", bearer),
+                bench.Route(f"{label} session", listener, "/direct/x", cookie),
+            ]
+        pid = stack.pids()["envoy"]
+        counts = {r.name: count(stack, r, pid, out_dir, args.requests) for r in routes}
+
+    base, native = counts["no filter"], counts["jwt_authn"]
+    print(f"\nInstructions per request in Envoy's process (callgrind, {args.requests} keep-alive requests per route,"
+          " direct_response, 1 worker):")
+    print(f"{'route':32} {'instructions':>13} {'over no filter':>15} {'÷ jwt_authn':>12}")
+    for name, n in counts.items():
+        print(f"{name:32} {n:>13,.0f} {n - base:>+15,.0f} {native / n:>11.2f}x")
+    print("\nSame from run to run (unlike req/s here), but not time: see this script's docstring.")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    print(f"took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
