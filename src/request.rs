@@ -1,5 +1,7 @@
 //! The request as the core sees it: headers in, client kind (browser, API, WebSocket) and credentials out.
 
+use std::ops::Range;
+
 use crate::session::cookies;
 
 /// An incoming request's headers, names lower-cased, values as raw bytes: a client may
@@ -12,7 +14,10 @@ pub struct RequestView {
     pub authority: String,
     /// Path and query as sent (`:path`).
     pub path: String,
-    headers: Vec<(String, Vec<u8>)>,
+    /// Every header's name and value, as ranges into `raw`: one buffer for the whole
+    /// request, however many headers it has.
+    raw: Vec<u8>,
+    fields: Vec<(Range<usize>, Range<usize>)>,
     /// `Cookie` parsed on first use: several steps of one request read it.
     cookies: std::cell::OnceCell<Vec<(String, String)>>,
 }
@@ -30,37 +35,54 @@ pub enum ClientKind {
 
 impl RequestView {
     pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> RequestView {
+        let mut raw = Vec::new();
+        let mut fields = Vec::with_capacity(headers.len());
+        for (name, value) in &headers {
+            let name_at = raw.len();
+            raw.extend_from_slice(name.as_bytes());
+            let value_at = raw.len();
+            raw.extend_from_slice(value);
+            fields.push((name_at..value_at, value_at..raw.len()));
+        }
+        RequestView::from_fields(raw, fields)
+    }
+
+    /// Headers as proxy-wasm serializes a header map (what the host's
+    /// `proxy_get_header_map_pairs` returns), taken over without a copy per header:
+    /// a little-endian u32 count, each pair's name and value lengths (u32 each), then
+    /// each name and value followed by a NUL. A malformed map reads as no headers.
+    pub fn from_serialized_map(raw: Vec<u8>) -> RequestView {
+        let fields = serialized_map_fields(&raw).unwrap_or_default();
+        RequestView::from_fields(raw, fields)
+    }
+
+    fn from_fields(mut raw: Vec<u8>, fields: Vec<(Range<usize>, Range<usize>)>) -> RequestView {
         // Envoy hands names over lower-cased already; this only guards other hosts, in place.
-        let mut headers = headers;
-        for (n, _) in headers.iter_mut() {
-            if n.bytes().any(|b| b.is_ascii_uppercase()) {
-                n.make_ascii_lowercase();
+        for (name, _) in &fields {
+            if let Some(name) = raw.get_mut(name.clone()) {
+                name.make_ascii_lowercase();
             }
         }
-        let text = |name: &str| -> String {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .unwrap_or_default()
-                .to_string()
-        };
+        let mut view = RequestView { raw, fields, ..RequestView::default() };
+        let text = |name: &str| -> String { view.header_str(name).unwrap_or_default().to_string() };
         let forwarded = text("x-forwarded-proto");
         let forwarded = forwarded.split(',').next().unwrap_or_default().trim().to_ascii_lowercase();
         let scheme = if forwarded == "https" || forwarded == "http" { forwarded } else { text(":scheme").to_ascii_lowercase() };
-        RequestView {
-            method: text(":method"),
-            scheme,
-            authority: text(":authority"),
-            path: text(":path"),
-            headers,
-            cookies: std::cell::OnceCell::new(),
-        }
+        let (method, authority, path) = (text(":method"), text(":authority"), text(":path"));
+        view.method = method;
+        view.scheme = scheme;
+        view.authority = authority;
+        view.path = path;
+        view
+    }
+
+    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().filter_map(|(n, v)| Some((self.raw.get(n.clone())?, self.raw.get(v.clone())?)))
     }
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
@@ -69,7 +91,7 @@ impl RequestView {
 
     /// Every value of a header (HTTP/2 may split `cookie` into several).
     pub fn header_values(&self, name: &str) -> Vec<&[u8]> {
-        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_slice()).collect()
+        self.headers().filter(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v).collect()
     }
 
     /// The request's cookies, in order (parsed once).
@@ -177,6 +199,53 @@ pub fn safe_return_path(candidate: &str, callback_path: &str) -> String {
     }
 }
 
+/// A header map in proxy-wasm's serialized form, as the host writes it: the inverse of
+/// `RequestView::from_serialized_map`, for tests, fuzz targets and benches. `None` if a
+/// length does not fit the format's u32.
+pub fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
+    let len = |n: usize| u32::try_from(n).ok().map(u32::to_le_bytes);
+    let mut out = len(pairs.len())?.to_vec();
+    for (name, value) in pairs {
+        out.extend_from_slice(&len(name.len())?);
+        out.extend_from_slice(&len(value.len())?);
+    }
+    for (name, value) in pairs {
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    Some(out)
+}
+
+/// Name and value ranges of a proxy-wasm serialized map (see `from_serialized_map`).
+fn serialized_map_fields(raw: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    let word = |at: usize| -> Option<usize> {
+        let bytes = raw.get(at..at.checked_add(4)?)?;
+        usize::try_from(u32::from_le_bytes(bytes.try_into().ok()?)).ok()
+    };
+    let count = word(0)?;
+    // Each pair takes at least 8 bytes of sizes: a count larger than that is malformed.
+    if count > raw.len() / 8 {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(count);
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    for pair in 0..count {
+        let sizes = pair.checked_mul(8)?.checked_add(4)?;
+        let (name_len, value_len) = (word(sizes)?, word(sizes.checked_add(4)?)?);
+        let name = data..data.checked_add(name_len)?;
+        let value_at = name.end.checked_add(1)?;
+        let value = value_at..value_at.checked_add(value_len)?;
+        data = value.end.checked_add(1)?;
+        if data > raw.len() {
+            return None;
+        }
+        fields.push((name, value));
+    }
+    Some(fields)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +261,42 @@ mod tests {
             h.push((n.to_string(), v.as_bytes().to_vec()));
         }
         RequestView::from_headers(h)
+    }
+
+    #[test]
+    fn serialized_header_map_reads_like_the_pairs() {
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":path", b"/a?b=c"),
+            (b":authority", b"app.example.com"),
+            (b"X-Forwarded-Proto", b"https"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=\xff"),
+            (b"empty", b""),
+        ];
+        let raw = serialize_map(&pairs).expect("serialize");
+        let from_map = RequestView::from_serialized_map(raw.clone());
+        let owned = pairs.iter().map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec())).collect();
+        let from_pairs = RequestView::from_headers(owned);
+        for view in [&from_map, &from_pairs] {
+            assert_eq!((view.method.as_str(), view.path.as_str(), view.scheme.as_str()), ("GET", "/a?b=c", "https"));
+            assert_eq!(view.header("x-forwarded-proto"), Some(&b"https"[..]), "names are lower-cased");
+            assert_eq!(view.header_values("cookie"), [&b"a=1"[..], &b"b=\xff"[..]]);
+            assert_eq!(view.header("empty"), Some(&b""[..]));
+            assert_eq!(view.header("absent"), None);
+        }
+        // Malformed maps read as no headers, never panic: every truncation, a count too
+        // large for the buffer, a length pointing past the end.
+        for cut in 0..raw.len() {
+            let view = RequestView::from_serialized_map(raw.get(..cut).unwrap_or_default().to_vec());
+            assert_eq!(view.header(":method"), None, "cut at {cut}");
+        }
+        let mut huge = raw.clone();
+        huge.splice(0..4, u32::MAX.to_le_bytes());
+        assert_eq!(RequestView::from_serialized_map(huge).header(":method"), None);
+        let mut long = raw;
+        long.splice(4..8, 1_000_000u32.to_le_bytes());
+        assert_eq!(RequestView::from_serialized_map(long).header(":method"), None);
     }
 
     #[test]

@@ -614,7 +614,19 @@ pub fn callback(data: &[u8]) {
 /// Request headers (`name: value` lines): `RequestView::from_headers`, `client_kind`,
 /// credentials, and `safe_return_path`, which must only ever give `/` or a same-origin path.
 pub fn request(data: &[u8]) {
-    let req = RequestView::from_headers(header_lines(data));
+    // The shell's path: the host's serialized header map. Any bytes at all must read
+    // without a panic, and a map written from the pairs must read like the pairs.
+    let _ = RequestView::from_serialized_map(data.to_vec()).client_kind(&[]);
+    let pairs = header_lines(data);
+    let borrowed: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())).collect();
+    let from_map = request::serialize_map(&borrowed).map(RequestView::from_serialized_map);
+    let req = RequestView::from_headers(pairs.clone());
+    if let Some(from_map) = from_map {
+        for (name, _) in &pairs {
+            assert_eq!(from_map.header_values(name), req.header_values(name), "header {name:?}");
+        }
+        assert_eq!((&from_map.method, &from_map.scheme, &from_map.authority, &from_map.path), (&req.method, &req.scheme, &req.authority, &req.path));
+    }
     let api_paths = ["/api/".to_string(), "/static*".to_string(), "/healthz".to_string()];
     let kind = req.client_kind(&api_paths);
     if req.is_websocket_upgrade() {

@@ -53,9 +53,25 @@ impl SharedStore for HostStore {
     }
 }
 
-/// All request headers with their raw bytes (the String variants panic on non-UTF-8).
-pub fn request_headers() -> Vec<(String, Vec<u8>)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+extern "C" {
+    // The SDK's own import (same name and signature), called directly so the request's
+    // headers arrive as the one buffer the host wrote, without the SDK's copy per header.
+    fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> Status;
+}
+
+/// All request headers in proxy-wasm's serialized map form (`RequestView::from_serialized_map`).
+pub fn request_headers_serialized() -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host has allocated `size` bytes at `data` through the SDK's
+    // `proxy_on_memory_allocate` (a `Vec<u8>` with capacity `size`, forgotten), exactly as
+    // `hostcalls::get_map_bytes` takes it back.
+    unsafe {
+        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    }
 }
 
 pub fn remove_request_header(name: &str) {

@@ -66,7 +66,7 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let now = host::now();
         self.shared.sync_views_if_unready(now);
-        let request = RequestView::from_headers(host::request_headers());
+        let request = RequestView::from_serialized_map(host::request_headers_serialized());
         let decision = self.shared.run_at(now, |engine, cx| engine.on_request(&request, cx));
         let next = self.shared.apply(self.id, decision);
         if self.proceed(next) {
