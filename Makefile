@@ -118,23 +118,23 @@ bench-verify: wasm-target
 ## oidc-edge): the same in every run, unlike req/s on a shared machine; BENCH_ARGS=--wasm
 ## OTHER.wasm counts another build beside the current one
 bench-instructions: build setup
-	@command -v valgrind >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing valgrind (Debian package)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; \
-	  else \
-	    echo "make bench-instructions needs valgrind: run 'sudo apt-get install -y valgrind'" >&2; exit 1; \
-	  fi; }
+	$(call debian_tool,valgrind,make bench-instructions)
 	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 bench-tools:
-	@command -v wrk >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing wrk (Debian package)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
-	  else \
-	    echo "make bench needs wrk: run 'sudo apt-get install -y wrk'" >&2; exit 1; \
-	  fi; }
+	$(call debian_tool,wrk,make bench)
+
+# $(call debian_tool,COMMAND,WHO): install Debian's package COMMAND when it is missing and
+# this runs as root with apt; otherwise fail saying how to install it.
+define debian_tool
+@command -v $(1) >/dev/null || { \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+    echo "installing $(1) (Debian package)"; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+  else \
+    echo "$(2) needs $(1): run 'sudo apt-get install -y $(1)'" >&2; exit 1; \
+  fi; }
+endef
 
 clean:
 	rm -rf target dist $(VENV) $(HARNESS)/node_modules fuzz/target

@@ -11,21 +11,14 @@ proxy_on_configure -> 1. No request callbacks, so nothing is intercepted.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+# Unsigned LEB128 as the build's export trimmer writes it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from trim_exports import leb as _uleb  # noqa: E402
+
 I32 = 0x7F
-
-
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _sleb(n: int) -> bytes:
