@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -81,7 +82,9 @@ def count(stack: bench.BenchStack, route: bench.Route, pid: int, out_dir: Path, 
         new = sorted(set(out_dir.glob("callgrind.*.out.*")) - before)
         if new:
             time.sleep(0.5)  # the dump is written in one go, but give it a moment
-            return total_of(new[-1]) / n
+            named = out_dir / ("route-" + re.sub(r"[^a-z0-9]+", "-", route.name.lower()).strip("-") + ".out")
+            new[-1].rename(named)
+            return total_of(named) / n
         time.sleep(0.2)
     raise RuntimeError(f"{route.name}: callgrind wrote no dump")
 
@@ -89,6 +92,7 @@ def count(stack: bench.BenchStack, route: bench.Route, pid: int, out_dir: Path, 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=300, help="requests counted per route (300)")
+    ap.add_argument("--keep", action="store_true", help="keep the callgrind dumps (one per route, for callgrind_annotate)")
     ap.add_argument("--wasm", help="another build of the module to count beside the current one (a second wasm VM)")
     args = ap.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -132,6 +136,7 @@ def main() -> int:
         cookie = {"Cookie": bench.session_cookie(stack)}
         routes = [
             bench.Route("no filter", "plain", "/direct/x", bearer),
+            bench.Route("no filter, session cookie", "plain", "/direct/x", cookie),
             bench.Route("jwt_authn", "jwt_authn", "/direct/x", bearer),
             bench.Route("jwt_authn + jwt_cache_config", "jwt_cached", "/direct/x", bearer),
         ]
@@ -151,7 +156,10 @@ def main() -> int:
     for name, n in counts.items():
         print(f"{name:32} {n:>13,.0f} {n - base:>+15,.0f} {native / n:>11.2f}x")
     print("\nSame from run to run (unlike req/s here), but not time: see this script's docstring.")
-    shutil.rmtree(out_dir, ignore_errors=True)
+    if args.keep:
+        print(f"dumps kept in {out_dir} (callgrind_annotate --inclusive=yes FILE)")
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
     print(f"took {time.monotonic() - started:.0f} s")
     return 0
 

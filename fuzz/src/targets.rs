@@ -26,7 +26,7 @@ use oidc_edge::lifecycle::{Refresher, Target};
 use oidc_edge::oidc::{callback, discovery, token};
 use oidc_edge::provider::{self, View};
 use oidc_edge::request::{self, ClientKind, RequestView};
-use oidc_edge::session::cookies;
+use oidc_edge::session::{cookies, packed};
 use oidc_edge::session::seal::Sealer;
 use oidc_edge::store::MemoryStore;
 use serde_json::{Map, Value};
@@ -459,7 +459,7 @@ pub fn token_response(data: &[u8]) {
 }
 
 /// `Cookie` headers (one per line): `cookies::parse`, `join`, `session_cookie_names`, and
-/// `Sealer::open` on every value; plus the split/join and seal/open round trips.
+/// `Sealer::open` on every value; plus the split/join, seal/open and session pack/unpack round trips.
 pub fn cookies(data: &[u8]) {
     let headers: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     let parsed = cookies::parse(&headers);
@@ -493,6 +493,12 @@ pub fn cookies(data: &[u8]) {
     let sealed = sealer().seal(SEAL_LABEL, data, &nonce).expect("sealing never fails");
     assert_eq!(sealer().open(SEAL_LABEL, &sealed).as_deref(), Some(data));
     assert!(sealer().open("tx:other", &sealed).is_none(), "a sealed value opened under another label");
+    // The session's plaintext (what an opened cookie holds): whatever unpacks packs again
+    // into the same session.
+    if let Some(session) = packed::unpack(data) {
+        let again = packed::pack(&session).expect("a session that unpacked packs");
+        assert_eq!(packed::unpack(&again).as_ref(), Some(&session), "pack/unpack lost data");
+    }
 }
 
 /// The plugin configuration: `Settings::from_json`. What it accepts must respect every

@@ -23,6 +23,7 @@ use crate::provider::{Keys, View};
 use crate::request::{path_matches, ClientKind, RequestView};
 use crate::session::cookies::Attributes;
 use crate::session::seal::Sealer;
+use crate::session::{packed, Session};
 use crate::store::SharedStore;
 use crate::time::UnixTime;
 
@@ -467,16 +468,27 @@ impl Rp<'_> {
         format!("tx:{cookie}:{}:{}", self.profile.name, self.profile.client_id)
     }
 
-    fn seal_json<T: serde::Serialize>(&self, label: &str, value: &T, cx: &mut Context<'_>) -> Option<String> {
-        let plain = serde_json::to_vec(value).ok()?;
+    fn seal(&self, label: &str, plain: &[u8], cx: &mut Context<'_>) -> Option<String> {
         let mut nonce = [0u8; 24];
         cx.entropy.fill(&mut nonce);
-        self.party.sealer.seal(label, &plain, &nonce)
+        self.party.sealer.seal(label, plain, &nonce)
+    }
+
+    fn seal_json<T: serde::Serialize>(&self, label: &str, value: &T, cx: &mut Context<'_>) -> Option<String> {
+        self.seal(label, &serde_json::to_vec(value).ok()?, cx)
     }
 
     fn open_json<T: serde::de::DeserializeOwned>(&self, label: &str, sealed: &str) -> Option<T> {
         let plain = self.party.sealer.open(label, sealed)?;
         serde_json::from_slice(&plain).ok()
+    }
+
+    fn seal_session(&self, cookie: &str, session: &Session, cx: &mut Context<'_>) -> Option<String> {
+        self.seal(&self.session_label(cookie), &packed::pack(session)?, cx)
+    }
+
+    fn open_session(&self, cookie: &str, sealed: &str) -> Option<Session> {
+        packed::unpack(&self.party.sealer.open(&self.session_label(cookie), sealed)?)
     }
 
     /// Only the header hygiene: for pass-through paths. Only headers the request carries

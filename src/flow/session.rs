@@ -63,7 +63,7 @@ fn identity_of(session: &Session, rp: &Rp<'_>) -> Identity {
 }
 
 fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session, Reason> {
-    let session: Session = rp.open_json(&rp.session_label(name), sealed).ok_or(Reason::SessionInvalid)?;
+    let session = rp.open_session(name, sealed).ok_or(Reason::SessionInvalid)?;
     if session.iss != rp.provider.issuer {
         return Err(Reason::SessionInvalid);
     }
@@ -180,7 +180,7 @@ fn authorization(rp: &Rp<'_>, session: &Session) -> Option<String> {
 /// Seals `session` into cookies under `name` and expires the request's old session
 /// cookies that are not rewritten (a smaller session leaves no stale chunks behind).
 pub fn write_cookies(rp: &Rp<'_>, session: &Session, name: &str, old: &[String], attrs: &Attributes, cx: &mut Context<'_>) -> Option<Vec<String>> {
-    let sealed = rp.seal_json(&rp.session_label(name), session, cx)?;
+    let sealed = rp.seal_session(name, session, cx)?;
     let parts = cookies::split(name, &sealed)?;
     let max_age = session.expires.saturating_sub(cx.now);
     let mut out = Vec::with_capacity(parts.len().saturating_add(old.len()));
@@ -313,5 +313,5 @@ pub fn open_for_logout(rp: &Rp<'_>, req: &RequestView) -> Option<Session> {
     let names = rp.names(req);
     let cookies = req.cookies();
     let sealed = cookies::join(cookies, &names.session)?;
-    rp.open_json::<Session>(&rp.session_label(&names.session), &sealed)
+    rp.open_session(&names.session, &sealed)
 }

@@ -1,6 +1,7 @@
 //! Sessions and login transactions, and how they travel: sealed (`seal`) in cookies (`cookies`).
 
 pub mod cookies;
+pub mod packed;
 pub mod seal;
 
 use serde::{Deserialize, Serialize};
