@@ -93,7 +93,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=300, help="requests counted per route (300)")
     ap.add_argument("--keep", action="store_true", help="keep the callgrind dumps (one per route, for callgrind_annotate)")
-    ap.add_argument("--wasm", help="another build of the module to count beside the current one (a second wasm VM)")
+    ap.add_argument("--wasm", help="another build of the module to count beside the current one (a second wasm VM, behind the same"
+                    " RBAC guard: builds from before the guard get its 403)")
     args = ap.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind not found: `apt-get install -y valgrind` (make bench-instructions does it)", file=sys.stderr)

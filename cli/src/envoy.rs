@@ -65,8 +65,11 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
     let mut comment = format!(
         "Rendered by `oidc-edge render --output envoy` from {}.\n\
          \n\
-         1. The oidc-edge filter: add this entry to the http_filters of your\n\
-         HttpConnectionManager, BEFORE envoy.filters.http.router.",
+         1. The oidc-edge filter and its guard: add both entries, in this order, to\n\
+         the http_filters of your HttpConnectionManager, BEFORE envoy.filters.http.router.\n\
+         The guard (RBAC) lets through only requests oidc-edge has checked: a worker\n\
+         that cannot create the wasm VM runs without the filter (whatever\n\
+         failure_policy says) and then answers 403 instead of passing requests on.",
         sources.join(", ")
     );
     if !env.is_empty() {
@@ -75,7 +78,7 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
             env.join(", ")
         ));
     }
-    let mut docs = vec![document(&comment, &map([("http_filters", seq([filter]))]))?];
+    let mut docs = vec![document(&comment, &map([("http_filters", seq([filter, guard()]))]))?];
     let clusters = seq(idps.iter().map(|idp| cluster(idp, &opts.ca_file)));
     docs.push(document(
         "2. The IdP: add these entries to static_resources.clusters. The filter calls\n\
@@ -84,6 +87,26 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         &map([("clusters", clusters)]),
     )?);
     Ok(crate::yaml::stream(&docs))
+}
+
+/// The RBAC filter that refuses any request oidc-edge did not mark as checked (the filter
+/// state `wasm.oidc_edge_checked` the filter sets on every request it lets through).
+fn guard() -> serde_yaml_ng::Value {
+    let principal = map([(
+        "filter_state",
+        map([("key", s("wasm.oidc_edge_checked")), ("string_match", map([("exact", s("1"))]))]),
+    )]);
+    let policy = map([("permissions", seq([map([("any", serde_yaml_ng::Value::Bool(true))])])), ("principals", seq([principal]))]);
+    map([
+        ("name", s("oidc-edge-guard")),
+        (
+            "typed_config",
+            map([
+                ("@type", s("type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC")),
+                ("rules", map([("action", s("ALLOW")), ("policies", map([("checked-by-oidc-edge", policy)]))])),
+            ]),
+        ),
+    ])
 }
 
 fn cluster(idp: &Idp, ca_file: &str) -> serde_yaml_ng::Value {

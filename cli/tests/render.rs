@@ -101,6 +101,13 @@ fn one_app_envoy_golden_and_structure() {
     assert_eq!(str_at(f, "typed_config.config.vm_config.code.local.filename"), "/etc/envoy/oidc_edge.wasm");
     assert_eq!(str_at(f, "typed_config.config.configuration.@type"), "type.googleapis.com/google.protobuf.StringValue");
     assert_eq!(str_at(f, "typed_config.config.failure_policy"), "FAIL_CLOSED");
+    // The guard follows the filter: only requests the filter marked as checked pass.
+    let g = at(&d[0], "http_filters.1");
+    assert_eq!(str_at(g, "typed_config.@type"), "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC");
+    assert_eq!(str_at(g, "typed_config.rules.action"), "ALLOW");
+    let principal = at(g, "typed_config.rules.policies.checked-by-oidc-edge.principals.0.filter_state");
+    assert_eq!((str_at(principal, "key"), str_at(principal, "string_match.exact")), ("wasm.oidc_edge_checked", "1"));
+    assert!(at(&d[0], "http_filters").as_sequence().is_some_and(|f| f.len() == 2));
     let plugin = envoy_plugin_json(&d);
     assert_eq!(plugin["idp_cluster"], "idp");
     filter_accepts(&plugin);

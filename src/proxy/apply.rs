@@ -45,6 +45,7 @@ impl Shared {
     pub fn apply(&self, context_id: u32, decision: Decision) -> Next {
         match decision {
             Decision::Forward(fwd) => {
+                host::mark_checked();
                 for name in &fwd.remove_headers {
                     host::remove_request_header(name);
                 }

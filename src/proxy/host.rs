@@ -57,6 +57,24 @@ extern "C" {
     // The SDK's own import (same name and signature), called directly so the request's
     // headers arrive as the one buffer the host wrote, without the SDK's copy per header.
     fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> Status;
+    // Called directly: the SDK's `set_property` panics when the host refuses.
+    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> Status;
+}
+
+/// The stream's filter-state entry `wasm.oidc_edge_checked`, set to `1` on every request
+/// the filter lets through. A native RBAC filter after this one (in every configuration
+/// we ship) lets through only requests that carry it: if Envoy ever runs a worker without
+/// this filter (it does when the worker cannot create the wasm VM, whatever the
+/// failure_policy), requests are refused instead of reaching the application unchecked.
+/// Clients cannot set filter state, so the marker needs no secret.
+pub fn mark_checked() {
+    const PATH: &[u8] = b"oidc_edge_checked";
+    const VALUE: &[u8] = b"1";
+    // SAFETY: the host only reads both buffers during the call.
+    let status = unsafe { proxy_set_property(PATH.as_ptr(), PATH.len(), VALUE.as_ptr(), VALUE.len()) };
+    if !matches!(status, Status::Ok) {
+        log::warn!("oidc-edge: could not mark the request as checked ({status:?}); a guard filter after oidc-edge will refuse it");
+    }
 }
 
 /// All request headers in proxy-wasm's serialized map form (`RequestView::from_serialized_map`).

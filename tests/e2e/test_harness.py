@@ -233,7 +233,8 @@ def test_stack_with_a_stub_wasm_filter(tmp_path):
     """The wasm filter block loads a real proxy-wasm module under V8 (a
     do-nothing stub) and traffic flows: the wiring the real filter uses."""
     wasm = write_noop_wasm(tmp_path / "noop.wasm")
-    with Stack(name="stub-filter", wasm=wasm, envoy_concurrency=2) as s:
+    # The stub does not mark requests as checked: without the guard.
+    with Stack(name="stub-filter", wasm=wasm, envoy_concurrency=2, guard=False) as s:
         r = requests.get(s.url("/through-stub"), timeout=5)
         assert r.status_code == 200 and r.json()["path"] == "/through-stub"
         assert s.wait_filter_ready(5).status_code == 200

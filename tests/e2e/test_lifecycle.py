@@ -498,3 +498,31 @@ def test_long_one_jwks_fetch_per_refresh_period_for_the_whole_proxy(make_stack):
     assert stats.get("wasmcustom.oidc_edge.jwks.unknown_kid_refetch", 0) == 0
     assert stats["wasmcustom.oidc_edge.token.accepted"] >= 100
     assert "wasmcustom.oidc_edge.jwks.fetch_failure" not in stats
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["with-guard", "without-guard"])
+def test_workers_that_cannot_create_the_vm_refuse_requests_with_the_guard(guard):
+    """Envoy runs a worker whose wasm VM fails to be created without the filter
+    (any failure_policy). Under an address-space limit both workers' VMs fail
+    (V8 reserves GBs per VM): the shipped RBAC guard after oidc-edge then
+    refuses every request (403), where without it they reach the application.
+    The second case proves the first one tests something."""
+    with Stack(name=f"vm-create-fails-{'guard' if guard else 'bare'}", envoy_concurrency=2,
+               envoy_address_space_kb=30_000_000, guard=guard) as s:
+        # The precondition: both workers really run without their VM.
+        wait_until(lambda: (s.artifacts / "envoy.log").read_text().count("Failed to create new Wasm instance") >= 2,
+                   timeout=10, message="both workers failing to create the VM")
+        assert s.envoy_stats(filter="wasm")["wasm.envoy.wasm.runtime.v8.active"] == 2
+        http = new_session()
+        token = mint_token(token_claims(s, sub="someone"))
+        seen_before = s.upstream_count()
+        for headers in ({"Accept": "application/json"}, {"Accept": "text/html"}, {"Authorization": f"Bearer {token}"}):
+            for _ in range(4):  # both workers
+                r = http.get(s.url("/private"), headers=headers, timeout=5, allow_redirects=False)
+                if guard:
+                    assert r.status_code == 403, (headers, r.status_code, r.text[:200])
+                else:
+                    assert r.status_code == 200 and r.json()["path"] == "/private", (headers, r.status_code)
+        if guard:
+            assert s.envoy_stats(filter="rbac")["http.ingress.rbac.denied"] == 12
+            assert s.upstream_count() == seen_before

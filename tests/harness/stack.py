@@ -286,6 +286,10 @@ class Stack:
       with_filter: put the oidc-edge wasm filter in Envoy's chain.
       wasm: the module (default $OIDC_EDGE_WASM or dist/oidc_edge.wasm).
       failure_policy: the wasm PluginConfig failure_policy.
+      guard: with the filter, also the RBAC guard after it (every shipped
+        configuration has it); off only for modules that do not mark requests.
+      envoy_address_space_kb: run Envoy under `ulimit -v` (to make V8 fail to
+        create VMs on the workers).
       ports: fixed ports by role ("envoy", "envoy_admin", "idp", "idp_admin",
         "upstream", "upstream_admin"); the others are picked free.
       idp_faults_before_envoy: admin /fault bodies applied after the IdP is
@@ -312,6 +316,8 @@ class Stack:
         start: bool = True,
         startup_timeout: float = 20.0,
         vm_env: dict[str, str] | None = None,
+        guard: bool = True,
+        envoy_address_space_kb: int | None = None,
     ):
         self.name = _artifact_name(name)
         self.plugin_config_overrides = dict(plugin_config_overrides or {})
@@ -327,6 +333,8 @@ class Stack:
         self.startup_timeout = startup_timeout
         # Environment variables handed to the wasm VM (vm_config.environment_variables).
         self.vm_env = dict(vm_env or {})
+        self.guard = guard
+        self.envoy_address_space_kb = envoy_address_space_kb
 
         roles = ["envoy", "envoy_admin", "idp", "idp_admin", "upstream", "upstream_admin"]
         fixed = dict(ports or {})
@@ -416,6 +424,8 @@ class Stack:
                 FAILURE_POLICY=self.failure_policy,
                 VM_ENV=json.dumps({"key_values": self.vm_env}),
             )
+            if not self.guard:
+                filt = filt[: filt.index("- name: oidc-edge-guard")]
             pad = " " * _HTTP_FILTERS_INDENT
             filters = "\n".join(
                 pad + line
@@ -503,6 +513,8 @@ class Stack:
         ]
         if self.envoy_component_log_level:
             argv += ["--component-log-level", self.envoy_component_log_level]
+        if self.envoy_address_space_kb:
+            argv = ["sh", "-c", f'ulimit -v {int(self.envoy_address_space_kb)} && exec "$0" "$@"', *argv]
         self._envoy = _Proc("envoy", argv, self.artifacts / "envoy.log")
         deadline = time.monotonic() + self.startup_timeout
         self._wait_ok(self._envoy, f"http://127.0.0.1:{self.ports['envoy_admin']}/ready", deadline)
