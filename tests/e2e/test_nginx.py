@@ -35,7 +35,7 @@ EXAMPLE = ROOT / "nginx-examples" / "nginx.conf"
 PREFIX = "oidc_edge"
 # The IdP's big claim, sized so that the sealed session comes to about 32 KB
 # of cookies (checked below).
-BIG_CLAIM = 18_000
+BIG_CLAIM = 24_000
 BUFFER_DIRECTIVES = (
     "client_header_buffer_size",
     "large_client_header_buffers",
