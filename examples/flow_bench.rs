@@ -191,6 +191,21 @@ fn main() {
         assert!(forwarded(&d), "{name}: {d:?}");
     }
 
+    // `--loop=pass-through|bearer|session`: only that request, many times, for a profiler
+    // (`node --cpu-prof bench/wasi-run.mjs flow_bench.wasm --loop=session`, with a module
+    // built with CARGO_PROFILE_RELEASE_STRIP=false so that functions keep their names).
+    if let Some(case) = std::env::args().find_map(|a| a.strip_prefix("--loop=").map(str::to_string)) {
+        let req = match case.as_str() {
+            "pass-through" => &pass,
+            "bearer" => &api,
+            "session" => &app,
+            other => panic!("--loop={other}: pass-through, bearer or session"),
+        };
+        let us = time_us(1, 200_000, || assert!(forwarded(&w.request(req))));
+        println!("  {us:>9.2} µs  on_request, {case}, 200,000 times");
+        return;
+    }
+
     let mut rows: Vec<(String, f64)> = Vec::new();
     let mut row = |name: &str, us: f64| rows.push((name.to_string(), us));
     row("RequestView::from_headers (bearer request, 8 headers)", time_us(rounds, n, || {

@@ -374,7 +374,8 @@ impl Settings {
 
     /// The profile that serves `host` (the `:authority`, port ignored) and `path`.
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
-        let host = bare_host(authority);
+        // Most configurations route by path only: no host to normalise on every request.
+        let host = if self.routes.iter().any(|r| r.host.is_some()) { bare_host(authority) } else { String::new() };
         self.routes
             .iter()
             .find(|r| host_matches(r.host.as_deref(), &host) && crate::request::path_matches(path, &r.path_prefix))

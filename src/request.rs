@@ -19,7 +19,7 @@ pub struct RequestView {
     raw: Vec<u8>,
     fields: Vec<(Range<usize>, Range<usize>)>,
     /// `Cookie` parsed on first use: several steps of one request read it.
-    cookies: std::cell::OnceCell<Vec<(String, String)>>,
+    cookies: std::cell::OnceCell<cookies::Parsed>,
 }
 
 /// Who is asking, which decides between a redirect to the IdP and a 401.
@@ -80,9 +80,12 @@ impl RequestView {
         self.fields.iter().filter_map(|(n, v)| Some((self.raw.get(n.clone())?, self.raw.get(v.clone())?)))
     }
 
-    /// The first value of a header.
+    /// The first value of a header. Runs a dozen times per request: names are compared
+    /// by length first, and only the match's value is sliced.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
+        let name = name.as_bytes();
+        let (_, value) = self.fields.iter().find(|(n, _)| n.len() == name.len() && self.raw.get(n.clone()) == Some(name))?;
+        self.raw.get(value.clone())
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
@@ -96,7 +99,12 @@ impl RequestView {
 
     /// The request's cookies, in order (parsed once).
     pub fn cookies(&self) -> &[(String, String)] {
-        self.cookies.get_or_init(|| cookies::parse(&self.header_values("cookie")))
+        &self.parsed_cookies().pairs
+    }
+
+    /// The cookies, and whether every segment of the `Cookie` headers became one of them.
+    pub fn parsed_cookies(&self) -> &cookies::Parsed {
+        self.cookies.get_or_init(|| cookies::parse_all(&self.header_values("cookie")))
     }
 
     /// The path without its query string.

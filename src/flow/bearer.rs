@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use super::cache::Verdict;
 use super::identity::Identity;
-use super::{Context, Decision, Event, Pending, Rp, Wait};
+use super::{Authorization, Context, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
 use crate::error::Reason;
 use crate::http::{form_encode, Query};
@@ -150,8 +150,25 @@ fn reject(reason: Reason, cx: &mut Context<'_>) -> Outcome {
     Outcome::Invalid(reason)
 }
 
+/// `token` came from this request (`source`). Read from its one Authorization header as
+/// `Bearer <token>` exactly (the length says so: `bearer_token` only trims and splits),
+/// the header goes on as it is, with no copy and no comparison of the token's bytes.
+fn authorization(req: &RequestView, token: &str, source: Source) -> Authorization {
+    if source == Source::Header {
+        if let [only] = req.header_values("authorization").as_slice() {
+            if only.len() == token.len().saturating_add(7) && only.starts_with(b"Bearer ") {
+                return Authorization::ClientsOwn;
+            }
+        }
+    }
+    let mut value = String::with_capacity(token.len().saturating_add(7));
+    value.push_str("Bearer ");
+    value.push_str(token);
+    Authorization::Set(value)
+}
+
 fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {
-    let decision = rp.forward(req, identity, Some(format!("Bearer {token}")), cx);
+    let decision = rp.forward(req, identity, authorization(req, token, source), cx);
     let Decision::Forward(mut fwd) = decision else { return decision };
     match source {
         Source::Header => {}

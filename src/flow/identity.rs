@@ -70,18 +70,21 @@ pub fn header_value(value: &Value) -> Option<String> {
         Value::Object(_) => value.to_string(),
         other => scalar(other)?,
     };
-    let clean = text.len() <= 16 * 1024 && !text.bytes().any(|b| b < b' ' && b != b'\t' || b == 0x7f);
-    clean.then_some(text)
+    header_safe(&text).then_some(text)
+}
+
+fn header_safe(text: &str) -> bool {
+    text.len() <= 16 * 1024 && !text.bytes().any(|b| b < b' ' && b != b'\t' || b == 0x7f)
 }
 
 /// The identity headers set upstream (after the client's copies were removed).
 pub fn upstream_headers(identity: &Identity, profile: &Profile) -> Vec<(String, String)> {
     let mut headers = Vec::with_capacity(profile.claim_headers.len().saturating_add(2));
-    if let Some(sub) = header_value(&Value::String(identity.sub.clone())) {
-        headers.push(("x-auth-request-user".to_string(), sub));
+    if header_safe(&identity.sub) {
+        headers.push(("x-auth-request-user".to_string(), identity.sub.clone()));
     }
-    if let Some(email) = identity.email.as_ref().and_then(|e| header_value(&Value::String(e.clone()))) {
-        headers.push(("x-auth-request-email".to_string(), email));
+    if let Some(email) = identity.email.as_ref().filter(|e| header_safe(e)) {
+        headers.push(("x-auth-request-email".to_string(), email.clone()));
     }
     for (header, path) in &profile.claim_headers {
         if let Some(v) = lookup(&identity.claims, path).and_then(header_value) {

@@ -59,6 +59,17 @@ pub struct Wait {
     pub pending: Pending,
 }
 
+/// What an authenticated request carries upstream in `Authorization`.
+#[derive(Debug)]
+pub enum Authorization {
+    /// The client's own header, already exactly `Bearer <the token just validated>`.
+    ClientsOwn,
+    /// This value (`Bearer <token>`).
+    Set(String),
+    /// Nothing: the client's copy is removed.
+    None,
+}
+
 /// Changes to a request that goes upstream.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Forward {
@@ -368,8 +379,13 @@ impl Engine {
     /// The filter's own cookies never reach the application: they are large and they are
     /// secrets. The others are passed on as the client wrote them (quotes and all).
     fn upstream_cookie(&self, req: &RequestView) -> CookieHeader {
-        if !req.cookies().iter().any(|(n, _)| self.is_own_cookie(n)) {
+        let parsed = req.parsed_cookies();
+        if !parsed.pairs.iter().any(|(n, _)| self.is_own_cookie(n)) {
             return CookieHeader::Keep;
+        }
+        // The common case, only the filter's own cookies: no second pass over the header.
+        if parsed.complete && parsed.pairs.iter().all(|(n, _)| self.is_own_cookie(n)) {
+            return CookieHeader::Remove;
         }
         let mut kept: Vec<&[u8]> = Vec::new();
         for header in req.header_values("cookie") {
@@ -499,21 +515,21 @@ impl Rp<'_> {
     }
 
     /// Forwards an authenticated request: forged identity headers out, ours in.
-    fn forward(&self, req: &RequestView, identity: &Identity, authorization: Option<String>, cx: &mut Context<'_>) -> Decision {
+    fn forward(&self, req: &RequestView, identity: &Identity, authorization: Authorization, cx: &mut Context<'_>) -> Decision {
         if let Err(why) = identity::check_rules(identity, &self.profile.require) {
             log::info!("oidc-edge: access denied to `{}` for {}: {why}", req.path_only(), self.profile.name);
             cx.events.push(Event::Forbidden);
             return Decision::Respond(pages::forbidden(req.client_kind(&self.profile.api_paths) == ClientKind::Browser));
         }
         let mut fwd = self.strip_only(req);
-        if let Some(auth) = authorization {
+        match authorization {
+            Authorization::ClientsOwn => fwd.remove_headers.retain(|h| h != "authorization"),
             // The client's own single Authorization header, unchanged: leave it in place.
-            let unchanged = req.header_values("authorization").as_slice() == [auth.as_bytes()];
-            if unchanged {
+            Authorization::Set(auth) if req.header_values("authorization").as_slice() == [auth.as_bytes()] => {
                 fwd.remove_headers.retain(|h| h != "authorization");
-            } else {
-                fwd.set_headers.push(("authorization".into(), auth));
             }
+            Authorization::Set(auth) => fwd.set_headers.push(("authorization".into(), auth)),
+            Authorization::None => {}
         }
         fwd.set_headers.extend(identity::upstream_headers(identity, self.profile));
         Decision::Forward(fwd)

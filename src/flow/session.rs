@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::cache::{self, Verdict};
 use super::identity::Identity;
-use super::{login, Context, Decision, Event, Pending, Rp, Wait};
+use super::{login, Authorization, Context, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
 use crate::config::ForwardToken;
 use crate::error::Reason;
@@ -169,12 +169,18 @@ fn origin_allowed(rp: &Rp<'_>, req: &RequestView) -> bool {
     }
 }
 
-fn authorization(rp: &Rp<'_>, session: &Session) -> Option<String> {
-    match rp.profile.forward_token {
-        ForwardToken::IdToken => Some(format!("Bearer {}", session.id_token)),
-        ForwardToken::AccessToken => session.access_token.as_ref().map(|t| format!("Bearer {t}")),
-        ForwardToken::None => None,
-    }
+fn authorization(rp: &Rp<'_>, session: &Session) -> Authorization {
+    let token = match (rp.profile.forward_token, &session.access_token) {
+        (ForwardToken::IdToken, _) => &session.id_token,
+        (ForwardToken::AccessToken, Some(token)) => token,
+        (ForwardToken::AccessToken, None) | (ForwardToken::None, _) => return Authorization::None,
+    };
+    // Not format!: this runs on every session request, and the formatter costs more in
+    // wasm than the copy.
+    let mut value = String::with_capacity(token.len().saturating_add(7));
+    value.push_str("Bearer ");
+    value.push_str(token);
+    Authorization::Set(value)
 }
 
 /// Seals `session` into cookies under `name` and expires the request's old session

@@ -454,6 +454,28 @@ fn tampered_or_foreign_session_reads_as_absent() {
 }
 
 #[test]
+fn the_upstream_gets_every_cookie_but_the_filters_as_sent() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), None);
+    let ours = cookie_header(&session);
+    let cases: &[(String, CookieHeader)] = &[
+        (ours.clone(), CookieHeader::Remove),
+        (format!("{ours}; oidc_edge_tx.AAAA=pending"), CookieHeader::Remove),
+        // Segments that do not parse as a cookie are the client's: passed on as written.
+        (format!("{ours};"), CookieHeader::Remove),
+        (format!("{ours}; flag"), CookieHeader::Replace(b"flag".to_vec())),
+        (format!("app=\"q 1\"; {ours}; b=2"), CookieHeader::Replace(b"app=\"q 1\"; b=2".to_vec())),
+        (format!("{ours}; app=1"), CookieHeader::Replace(b"app=1".to_vec())),
+    ];
+    for (cookie, expected) in cases {
+        let f = forward(w.request(&req_owned("GET", "/x", &[("cookie".to_string(), cookie.clone())])));
+        assert_eq!(&f.cookie, expected, "{cookie}");
+    }
+    let f = forward(w.request(&req_owned("GET", "/x", &[("cookie".to_string(), ours.clone()), ("cookie".to_string(), "b=2".into())])));
+    assert_eq!(f.cookie, CookieHeader::Replace(b"b=2".to_vec()), "a second Cookie header");
+}
+
+#[test]
 fn large_sessions_are_split_and_stale_chunks_expired() {
     let mut w = World::new(json!({}));
     let big = "x".repeat(20_000);
@@ -494,6 +516,16 @@ fn bearer_tokens() {
     // The second time comes from the cache.
     forward(w.request(&req("GET", "/api", &[("authorization", &auth)])));
     assert_eq!(w.engine.cache(0, |c| c.len()), Some(1));
+
+    // Only `Bearer <token>` exactly, in one header, goes on as sent; any other spelling
+    // the filter accepts is rewritten to it.
+    for sent in [format!("bearer {good}"), format!("Bearer  {good}"), format!(" Bearer {good} "), format!("BEARER {good}")] {
+        let f = forward(w.request(&req("GET", "/api", &[("authorization", &sent)])));
+        assert!(f.set_headers.contains(&("authorization".to_string(), auth.clone())), "{sent:?}: {f:?}");
+    }
+    let f = forward(w.request(&req("GET", "/api", &[("authorization", &auth), ("authorization", "Basic eA==")])));
+    assert!(f.set_headers.contains(&("authorization".to_string(), auth.clone())), "two Authorization headers: {f:?}");
+    assert!(f.remove_headers.contains(&"authorization".to_string()), "{f:?}");
 
     let table: Vec<(&str, String, Reason)> = vec![
         ("garbage", "junk".into(), Reason::TokenMalformed),

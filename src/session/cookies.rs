@@ -38,17 +38,37 @@ pub struct Attributes {
 /// Parses `Cookie` header values into (name, value) pairs, in order. Pairs that are not
 /// UTF-8 or have no `=` are skipped; a hostile header costs at most `MAX_COOKIES` pairs.
 pub fn parse(headers: &[&[u8]]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    parse_all(headers).pairs
+}
+
+/// `Cookie` headers parsed, and whether that lost nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub pairs: Vec<(String, String)>,
+    /// Every `;`-separated segment became a pair (none empty, unreadable or past the bound):
+    /// then the pairs alone tell what the headers hold.
+    pub complete: bool,
+}
+
+pub fn parse_all(headers: &[&[u8]]) -> Parsed {
+    let mut out = Parsed { pairs: Vec::new(), complete: true };
     for header in headers {
         for pair in header.split(|b| *b == b';') {
-            if out.len() >= MAX_COOKIES {
+            if out.pairs.len() >= MAX_COOKIES {
+                out.complete = false;
                 return out;
             }
-            let Ok(pair) = std::str::from_utf8(pair) else { continue };
-            let Some((name, value)) = pair.trim().split_once('=') else { continue };
+            let Ok(pair) = std::str::from_utf8(pair) else {
+                out.complete = false;
+                continue;
+            };
+            let Some((name, value)) = pair.trim().split_once('=') else {
+                out.complete = false;
+                continue;
+            };
             let value = value.trim();
             let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-            out.push((name.trim().to_string(), value.to_string()));
+            out.pairs.push((name.trim().to_string(), value.to_string()));
         }
     }
     out
@@ -111,8 +131,7 @@ pub fn chunk_name(name: &str, index: usize) -> String {
 /// session then reads as absent, never as a mix of two sessions.
 pub fn join<'a>(cookies: &'a [(String, String)], name: &str) -> Option<Cow<'a, str>> {
     let plain: Vec<&String> = cookies.iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect();
-    let first_chunk = chunk_name(name, 0);
-    let has_chunks = cookies.iter().any(|(n, _)| n == &first_chunk);
+    let has_chunks = cookies.iter().any(|(n, _)| n.strip_prefix(name).and_then(|rest| rest.strip_prefix('_')) == Some("0"));
     match (plain.as_slice(), has_chunks) {
         ([only], false) => return Some(Cow::Borrowed(only.as_str())),
         ([], true) => {}
@@ -186,6 +205,22 @@ mod tests {
         assert_eq!(got[1].1, "2");
         let many = "x=1;".repeat(10_000);
         assert_eq!(parse(&[many.as_bytes()]).len(), 256);
+    }
+
+    #[test]
+    fn parse_says_whether_it_lost_anything() {
+        let cases: &[(&[&[u8]], bool)] = &[
+            (&[b"a=1; b=\"2\""], true),
+            (&[b"a=1", b"b=2"], true),
+            (&[b"a=1;"], false),
+            (&[b"a=1; flag"], false),
+            (&[b"a=\xff"], false),
+            (&[], true),
+        ];
+        for (headers, complete) in cases {
+            assert_eq!(parse_all(headers).complete, *complete, "{headers:?}");
+        }
+        assert!(!parse_all(&["x=1;".repeat(300).trim_end_matches(';').as_bytes()]).complete, "past MAX_COOKIES");
     }
 
     #[test]
