@@ -156,7 +156,10 @@ def main() -> int:
     print(f"{'route':32} {'instructions':>13} {'over no filter':>15} {'÷ jwt_authn':>12}")
     for name, n in counts.items():
         print(f"{name:32} {n:>13,.0f} {n - base:>+15,.0f} {native / n:>11.2f}x")
-    print("\nSame from run to run (unlike req/s here), but not time: see this script's docstring.")
+    session, bearer, same = counts["oidc-edge session"], counts["oidc-edge bearer"], counts["no filter, session cookie"]
+    print(f"\nThe targets' ratios by instructions: bearer ÷ jwt_authn {native / bearer:.2f}x;"
+          f" session ÷ no filter {base / session:.2f}x, ÷ no filter with the same Cookie header {same / session:.2f}x")
+    print("Same from run to run (unlike req/s here), but not time: see this script's docstring.")
     if args.keep:
         print(f"dumps kept in {out_dir} (callgrind_annotate --inclusive=yes FILE)")
     else:
