@@ -13,7 +13,8 @@ BoringSSL runs many instructions per cycle, crossings into V8 few, so instructio
 ratios flatter the filter against `jwt_authn`; use them to compare builds of oidc-edge
 with each other (`--wasm` against the current module), and req/s for the targets.
 
-All routes are direct_response ones: no upstream in the count. Takes 2 to 4 minutes
+A second oidc-edge listener without the RBAC guard (the same VM) shows what the
+guard costs. All routes are direct_response ones: no upstream in the count. Takes 2 to 4 minutes
 (Envoy starts slowly under valgrind). Nothing is asserted.
 """
 
@@ -104,28 +105,41 @@ def main() -> int:
     harness.find_envoy = lambda wrapper=callgrind_envoy(out_dir): wrapper  # the stack starts Envoy through it
 
     class Stack(bench.BenchStack):
-        """The bench stack, plus (with --wasm) a listener running the other build."""
+        """The bench stack, plus a listener with oidc-edge but without its guard (the
+        guard's cost) and, with --wasm, a listener running the other build."""
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
+            taken = set(self.ports.values()) | set(self.bench_ports.values())
+            spare = [p for p in harness.free_ports(12) if p not in taken]
+            self.bench_ports["unguarded"] = spare[0]
             if args.wasm:
-                taken = set(self.ports.values()) | set(self.bench_ports.values())
-                self.bench_ports["other"] = next(p for p in harness.free_ports(12) if p not in taken)
+                self.bench_ports["other"] = spare[1]
+
+        def clone_edge(self, text: str, name: str) -> str:
+            start, end = text.index("  - name: oidc_edge\n"), text.index("  clusters:")
+            return (
+                text[start:end]
+                .replace("name: oidc_edge", f"name: {name}")
+                .replace("stat_prefix: oidc_edge", f"stat_prefix: {name}")
+                .replace(f"port_value: {self.bench_ports['oidc_edge']}", f"port_value: {self.bench_ports[name]}")
+            )
 
         def render_envoy_config(self) -> str:
             text = super().render_envoy_config()
-            if not args.wasm:
-                return text
-            start, end = text.index("  - name: oidc_edge\n"), text.index("  clusters:")
-            block = text[start:end]
-            other = (
-                block.replace("name: oidc_edge", "name: other")
-                .replace("stat_prefix: oidc_edge", "stat_prefix: other")
-                .replace(f"port_value: {self.bench_ports['oidc_edge']}", f"port_value: {self.bench_ports['other']}")
-                .replace("vm_id: oidc-edge", "vm_id: other")
-                .replace(json.dumps(str(self.wasm)), json.dumps(str(Path(args.wasm).resolve())))
-            )
-            return text[:end] + other + text[end:]
+            end = text.index("  clusters:")
+            # Same vm_id, code and configuration: the same VM serves both listeners.
+            unguarded = self.clone_edge(text, "unguarded")
+            guard_start = unguarded.index("          - name: oidc-edge-guard")
+            unguarded = unguarded[:guard_start] + unguarded[unguarded.index("          - name: envoy.filters.http.router", guard_start):]
+            extra = unguarded
+            if args.wasm:
+                extra += (
+                    self.clone_edge(text, "other")
+                    .replace("vm_id: oidc-edge", "vm_id: other")
+                    .replace(json.dumps(str(self.wasm)), json.dumps(str(Path(args.wasm).resolve())))
+                )
+            return text[:end] + extra + text[end:]
 
     started = time.monotonic()
     with Stack(name="bench-instructions", plugin_config_overrides=bench.PLUGIN_OVERRIDES,
@@ -147,6 +161,7 @@ def main() -> int:
                 bench.Route(f"{label} bearer", listener, "/direct/x", bearer),
                 bench.Route(f"{label} session", listener, "/direct/x", cookie),
             ]
+        routes.append(bench.Route("oidc-edge bearer, no guard", "unguarded", "/direct/x", bearer))
         pid = stack.pids()["envoy"]
         counts = {r.name: count(stack, r, pid, out_dir, args.requests) for r in routes}
 
@@ -157,7 +172,8 @@ def main() -> int:
     for name, n in counts.items():
         print(f"{name:32} {n:>13,.0f} {n - base:>+15,.0f} {native / n:>11.2f}x")
     session, bearer, same = counts["oidc-edge session"], counts["oidc-edge bearer"], counts["no filter, session cookie"]
-    print(f"\nThe targets' ratios by instructions: bearer ÷ jwt_authn {native / bearer:.2f}x;"
+    print(f"\nThe guard (RBAC after oidc-edge) costs {bearer - counts['oidc-edge bearer, no guard']:,.0f} instructions per request.")
+    print(f"The targets' ratios by instructions: bearer ÷ jwt_authn {native / bearer:.2f}x;"
           f" session ÷ no filter {base / session:.2f}x, ÷ no filter with the same Cookie header {same / session:.2f}x")
     print("Same from run to run (unlike req/s here), but not time: see this script's docstring.")
     if args.keep:
