@@ -20,6 +20,7 @@ import jwt
 import pytest
 import requests
 import websocket
+import yaml
 
 from http_util import jwt_parts
 from oidc_login import complete_at_idp, idp_logout, new_browser, parse_html, query_params
@@ -526,3 +527,25 @@ def test_idp_rp_initiated_logout(clean_idp):
     # The IdP session is gone: the next authorization asks for a login again.
     again, _ = get_code(s, browser=browser)
     assert any("name=\"login\"" in r.text for r in again.responses if r.status_code == 200)
+
+
+@pytest.mark.parametrize("name", ["envoy-demo.yaml", "envoy-compose.yaml", "harness"])
+def test_every_shipped_envoy_config_puts_the_guard_right_after_the_filter(name, tmp_path):
+    """The guard only protects where it sits between oidc-edge and the router,
+    with the same filter-state key the filter sets (src/proxy/host.rs)."""
+    if name == "harness":
+        s = Stack(name="guard-order", start=False)
+        s.wasm = write_noop_wasm(tmp_path / "noop.wasm")
+        text = s.render_envoy_config()
+    else:
+        text = (ENVOY_DIR / name).read_text()
+    config = yaml.safe_load(text)
+    for listener in config["static_resources"]["listeners"]:
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        names = [f["name"] for f in hcm["http_filters"]]
+        assert names[-3:] == ["oidc-edge", "oidc-edge-guard", "envoy.filters.http.router"], names
+        guard = hcm["http_filters"][-2]["typed_config"]
+        assert guard["@type"].endswith(".rbac.v3.RBAC") and guard["rules"]["action"] == "ALLOW"
+        (policy,) = guard["rules"]["policies"].values()
+        assert policy["permissions"] == [{"any": True}]
+        assert policy["principals"] == [{"filter_state": {"key": "wasm.oidc_edge_checked", "string_match": {"exact": "1"}}}]
