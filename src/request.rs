@@ -76,16 +76,19 @@ impl RequestView {
         view
     }
 
-    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().filter_map(|(n, v)| Some((self.raw.get(n.clone())?, self.raw.get(v.clone())?)))
+    /// Every value of the header `name`, in order. Lookups run a dozen times per request:
+    /// names are compared by length first, and only a match's value is sliced.
+    fn values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        let name = name.as_bytes();
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.len() == name.len() && self.raw.get(n.clone()) == Some(name))
+            .filter_map(|(_, v)| self.raw.get(v.clone()))
     }
 
-    /// The first value of a header. Runs a dozen times per request: names are compared
-    /// by length first, and only the match's value is sliced.
+    /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        let name = name.as_bytes();
-        let (_, value) = self.fields.iter().find(|(n, _)| n.len() == name.len() && self.raw.get(n.clone()) == Some(name))?;
-        self.raw.get(value.clone())
+        self.values(name).next()
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
@@ -94,7 +97,7 @@ impl RequestView {
 
     /// Every value of a header (HTTP/2 may split `cookie` into several).
     pub fn header_values(&self, name: &str) -> Vec<&[u8]> {
-        self.headers().filter(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v).collect()
+        self.values(name).collect()
     }
 
     /// The request's cookies, in order (parsed once).

@@ -161,10 +161,7 @@ fn authorization(req: &RequestView, token: &str, source: Source) -> Authorizatio
             }
         }
     }
-    let mut value = String::with_capacity(token.len().saturating_add(7));
-    value.push_str("Bearer ");
-    value.push_str(token);
-    Authorization::Set(value)
+    Authorization::bearer(token)
 }
 
 fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {

@@ -70,6 +70,17 @@ pub enum Authorization {
     None,
 }
 
+impl Authorization {
+    /// `Bearer <token>`. Not `format!`: this runs on every request, and the formatter
+    /// costs more in wasm than the copy.
+    pub fn bearer(token: &str) -> Authorization {
+        let mut value = String::with_capacity(token.len().saturating_add(7));
+        value.push_str("Bearer ");
+        value.push_str(token);
+        Authorization::Set(value)
+    }
+}
+
 /// Changes to a request that goes upstream.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Forward {
@@ -367,12 +378,8 @@ impl Engine {
 
     fn is_own_cookie(&self, name: &str) -> bool {
         let name = name.strip_prefix("__Host-").unwrap_or(name);
-        self.cookie_bases.iter().any(|base| match name.strip_prefix(base.as_str()) {
-            Some("") => true,
-            Some(rest) => {
-                rest.starts_with("_tx.") || rest.strip_prefix('_').is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-            }
-            None => false,
+        self.cookie_bases.iter().any(|base| {
+            crate::session::cookies::is_session_cookie(name, base) || name.strip_prefix(base.as_str()).is_some_and(|rest| rest.starts_with("_tx."))
         })
     }
 

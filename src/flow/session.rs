@@ -175,12 +175,7 @@ fn authorization(rp: &Rp<'_>, session: &Session) -> Authorization {
         (ForwardToken::AccessToken, Some(token)) => token,
         (ForwardToken::AccessToken, None) | (ForwardToken::None, _) => return Authorization::None,
     };
-    // Not format!: this runs on every session request, and the formatter costs more in
-    // wasm than the copy.
-    let mut value = String::with_capacity(token.len().saturating_add(7));
-    value.push_str("Bearer ");
-    value.push_str(token);
-    Authorization::Set(value)
+    Authorization::bearer(token)
 }
 
 /// Seals `session` into cookies under `name` and expires the request's old session

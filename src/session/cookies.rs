@@ -123,7 +123,7 @@ pub fn split(name: &str, value: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-pub fn chunk_name(name: &str, index: usize) -> String {
+fn chunk_name(name: &str, index: usize) -> String {
     format!("{name}_{index}")
 }
 
@@ -131,21 +131,15 @@ pub fn chunk_name(name: &str, index: usize) -> String {
 /// session then reads as absent, never as a mix of two sessions.
 pub fn join<'a>(cookies: &'a [(String, String)], name: &str) -> Option<Cow<'a, str>> {
     let plain: Vec<&String> = cookies.iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect();
-    let has_chunks = cookies.iter().any(|(n, _)| n.strip_prefix(name).and_then(|rest| rest.strip_prefix('_')) == Some("0"));
+    let has_chunks = cookies.iter().any(|(n, _)| chunk_index(n, name) == Some("0"));
     match (plain.as_slice(), has_chunks) {
         ([only], false) => return Some(Cow::Borrowed(only.as_str())),
         ([], true) => {}
         _ => return None,
     }
-    let prefix = format!("{name}_");
     let mut chunks: Vec<(usize, &str)> = Vec::new();
     for (n, v) in cookies {
-        if let Some(idx) = n.strip_prefix(&prefix) {
-            // Only digits name a chunk (as in `session_cookie_names`): the filter's login
-            // cookies share the prefix (`name_tx.<id>`) and are not part of the session.
-            if idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
+        if let Some(idx) = chunk_index(n, name) {
             // Only canonical decimal indices: `_01` is not ours.
             let index: usize = idx.parse().ok().filter(|i: &usize| i.to_string() == idx)?;
             chunks.push((index, v));
@@ -175,12 +169,17 @@ pub fn has_session_cookie(cookies: &[(String, String)], name: &str) -> bool {
     cookies.iter().any(|(n, _)| is_session_cookie(n, name))
 }
 
-fn is_session_cookie(cookie: &str, name: &str) -> bool {
-    match cookie.strip_prefix(name) {
-        Some("") => true,
-        Some(rest) => rest.strip_prefix('_').is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())),
-        None => false,
-    }
+/// `cookie` is the session `name` itself or one of its chunks.
+pub fn is_session_cookie(cookie: &str, name: &str) -> bool {
+    cookie == name || chunk_index(cookie, name).is_some()
+}
+
+/// The index of chunk `cookie` of the session `name` (`<name>_<digits>`), as written.
+/// Only digits name a chunk: the filter's login cookies share the prefix (`<name>_tx.<id>`)
+/// and are not part of the session.
+fn chunk_index<'a>(cookie: &'a str, name: &str) -> Option<&'a str> {
+    let index = cookie.strip_prefix(name)?.strip_prefix('_')?;
+    (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(index)
 }
 
 /// Names of every cookie in the request that belongs to the session `name` (plain or chunk).
