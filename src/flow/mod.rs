@@ -88,6 +88,10 @@ pub struct Forward {
     pub remove_headers: Vec<String>,
     /// Then set (replacing any value).
     pub set_headers: Vec<(String, String)>,
+    /// Then added: headers the request no longer carries once `remove_headers` ran (each
+    /// name is one the profile strips, so a client's copy is in `remove_headers`). Adding
+    /// spares Envoy the search for a value to replace, about 1 to 4k instructions a header.
+    pub add_headers: Vec<(String, String)>,
     pub cookie: CookieHeader,
     /// A new `:path` (a query token removed).
     pub path: Option<String>,
@@ -535,10 +539,11 @@ impl Rp<'_> {
             Authorization::Set(auth) if req.header_values("authorization").as_slice() == [auth.as_bytes()] => {
                 fwd.remove_headers.retain(|h| h != "authorization");
             }
-            Authorization::Set(auth) => fwd.set_headers.push(("authorization".into(), auth)),
+            Authorization::Set(auth) => fwd.add_headers.push(("authorization".into(), auth)),
             Authorization::None => {}
         }
-        fwd.set_headers.extend(identity::upstream_headers(identity, self.profile));
+        fwd.add_headers.extend(identity::upstream_headers(identity, self.profile));
+        debug_assert!(fwd.add_headers.iter().all(|(h, _)| self.party.strip.contains(h)), "added headers must be stripped first");
         Decision::Forward(fwd)
     }
 

@@ -185,7 +185,7 @@ fn forward(d: Decision) -> Forward {
 /// removed nor rewritten.
 fn assert_kept_authorization(f: &Forward) {
     assert!(!f.remove_headers.iter().any(|h| h == "authorization"), "{f:?}");
-    assert!(!f.set_headers.iter().any(|(h, _)| h == "authorization"), "{f:?}");
+    assert!(!f.add_headers.iter().any(|(h, _)| h == "authorization"), "{f:?}");
 }
 
 fn header<'a>(r: &'a LocalResponse, name: &str) -> Option<&'a str> {
@@ -306,7 +306,7 @@ fn full_login_then_session_requests() {
     let mut h2 = h.clone();
     h2[0].1 = format!("{}; app=1", h2[0].1);
     let f = forward(w.request(&req_owned("GET", "/x", &h2)));
-    let set = |n: &str| f.set_headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let set = |n: &str| f.add_headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     assert!(f.remove_headers.contains(&"x-auth-request-user".to_string()));
     assert!(f.remove_headers.contains(&"authorization".to_string()));
     assert_eq!(set("x-auth-request-user").as_deref(), Some("alice"));
@@ -483,7 +483,7 @@ fn large_sessions_are_split_and_stale_chunks_expired() {
     assert!(session.len() >= 6, "a 20 KB token needs several cookies: {}", session.len());
     assert!(session.iter().all(|(n, v)| n.len() + v.len() < 4000));
     let f = forward(w.request(&req_owned("GET", "/", &with_cookies(&session, &[]))));
-    assert!(f.set_headers.iter().any(|(n, v)| n == "authorization" && v.len() > 20_000));
+    assert!(f.add_headers.iter().any(|(n, v)| n == "authorization" && v.len() > 20_000));
     assert_eq!(f.cookie, CookieHeader::Remove);
 
     // A new, smaller login in the same browser expires the old chunks.
@@ -510,9 +510,9 @@ fn bearer_tokens() {
     let auth = format!("Bearer {good}");
     let f = forward(w.request(&req("GET", "/api", &[("authorization", &auth), ("x-groups", "forged")])));
     assert!(f.remove_headers.contains(&"x-groups".to_string()));
-    assert!(f.set_headers.contains(&("x-groups".to_string(), "a,b".to_string())));
+    assert!(f.add_headers.contains(&("x-groups".to_string(), "a,b".to_string())));
     assert_kept_authorization(&f);
-    assert!(f.set_headers.contains(&("x-auth-request-user".to_string(), "svc".to_string())));
+    assert!(f.add_headers.contains(&("x-auth-request-user".to_string(), "svc".to_string())));
     // The second time comes from the cache.
     forward(w.request(&req("GET", "/api", &[("authorization", &auth)])));
     assert_eq!(w.engine.cache(0, |c| c.len()), Some(1));
@@ -521,10 +521,10 @@ fn bearer_tokens() {
     // the filter accepts is rewritten to it.
     for sent in [format!("bearer {good}"), format!("Bearer  {good}"), format!(" Bearer {good} "), format!("BEARER {good}")] {
         let f = forward(w.request(&req("GET", "/api", &[("authorization", &sent)])));
-        assert!(f.set_headers.contains(&("authorization".to_string(), auth.clone())), "{sent:?}: {f:?}");
+        assert!(f.add_headers.contains(&("authorization".to_string(), auth.clone())), "{sent:?}: {f:?}");
     }
     let f = forward(w.request(&req("GET", "/api", &[("authorization", &auth), ("authorization", "Basic eA==")])));
-    assert!(f.set_headers.contains(&("authorization".to_string(), auth.clone())), "two Authorization headers: {f:?}");
+    assert!(f.add_headers.contains(&("authorization".to_string(), auth.clone())), "two Authorization headers: {f:?}");
     assert!(f.remove_headers.contains(&"authorization".to_string()), "{f:?}");
 
     let table: Vec<(&str, String, Reason)> = vec![
@@ -680,7 +680,7 @@ fn userinfo_login_during_a_key_rotation_calls_out_only_before_the_wait() {
     assert!(w.events.contains(&Event::LoginCompleted));
     let session: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge" && !v.is_empty()).collect();
     let f = forward(w.request(&req_owned("GET", "/p", &with_cookies(&session, &[HTML]))));
-    assert!(f.set_headers.contains(&("x-team".to_string(), "blue".to_string())), "userinfo's claims are in the session: {f:?}");
+    assert!(f.add_headers.contains(&("x-team".to_string(), "blue".to_string())), "userinfo's claims are in the session: {f:?}");
 
     // Userinfo whose `sub` is someone else still fails once the ID token validated.
     let mut w = World::new(json!({"userinfo": true}));
@@ -757,7 +757,7 @@ fn require_rules_and_claim_map() {
     }));
     let ok = w.idp.sign(&json!({"iss": ISSUER, "sub": "a", "aud": "app", "exp": T0 + 60, "groups": ["g-admins"]}));
     let f = forward(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {ok}"))])));
-    assert!(f.set_headers.contains(&("x-groups".to_string(), "admins".to_string())));
+    assert!(f.add_headers.contains(&("x-groups".to_string(), "admins".to_string())));
     let no = w.idp.sign(&json!({"iss": ISSUER, "sub": "b", "aud": "app", "exp": T0 + 60, "groups": ["devs"]}));
     let r = respond(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {no}")), ("accept", "application/json")])));
     assert_eq!(r.status, 403);
@@ -773,7 +773,7 @@ fn pass_through_and_api_paths() {
     let mut w = World::new(json!({"pass_through_paths": ["/healthz"], "api_paths": ["/api/"]}));
     let f = forward(w.request(&req("GET", "/healthz", &[("x-auth-request-user", "forged")])));
     assert!(f.remove_headers.contains(&"x-auth-request-user".to_string()));
-    assert!(f.set_headers.is_empty());
+    assert!(f.add_headers.is_empty() && f.set_headers.is_empty());
     let r = respond(w.request(&req("GET", "/api/items", &[HTML])));
     assert_eq!(r.status, 401, "api paths never redirect");
 }
@@ -789,7 +789,7 @@ fn refresh_before_expiry() {
     assert!(body.contains("grant_type=refresh_token") && body.contains("refresh_token=rt-1"));
     let new_id = w.id_token("ignored", json!({"nonce": null}));
     let f = forward(w.respond(pending, &token_response(&new_id, Some("rt-2"))));
-    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
+    assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
     let fresh = set_cookies(&f.response_headers);
     assert!(fresh.iter().any(|(n, v)| n == "oidc_edge" && !v.is_empty()), "the session is re-sealed on the response");
     assert!(w.events.contains(&Event::SessionRefreshed));
@@ -801,7 +801,7 @@ fn refresh_before_expiry() {
     let Decision::Call(_, pending) = d else { panic!() };
     let wrong = w.id_token("n", json!({"sub": "mallory", "nonce": null}));
     let f = forward(w.respond(pending, &token_response(&wrong, None)));
-    assert!(f.set_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
+    assert!(f.add_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
 
     // Expired and the refresh fails: a new login for browsers, 401 for API clients.
     for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {
@@ -818,7 +818,7 @@ fn one_refresh_per_refresh_token() {
     let mut w = World::new(json!({}));
     let session = login(&mut w, json!({}), Some("rt-1"));
     let api = [("accept", "application/json")];
-    let is_alice = |f: &Forward| f.set_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice");
+    let is_alice = |f: &Forward| f.add_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice");
     w.now += 250; // inside refresh_before_expiry, the token still valid
 
     // A page's parallel requests: the first refreshes, the others go on with the token
@@ -851,7 +851,7 @@ fn one_refresh_per_refresh_token() {
     assert!(is_alice(&f) && f.response_headers.is_empty());
     // The new session refreshes with rt-2 when its own time comes.
     let f = forward(w.request(&req_owned("GET", "/g", &with_cookies(&fresh, &api))));
-    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
+    assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
     w.now += 250;
     let d = w.request(&req_owned("GET", "/h", &with_cookies(&fresh, &api)));
     let Decision::Call(call, _) = d else { panic!("expected a refresh with rt-2, got {d:?}") };
@@ -893,7 +893,7 @@ fn websockets() {
     let proto = format!("chat, base64url.bearer.authorization.k8s.io.{}", b64::url_encode(token.as_bytes()));
     let f = forward(w.request(&req("GET", "/ws", &[ws[0], ws[1], ("sec-websocket-protocol", &proto)])));
     assert!(f.set_headers.contains(&("sec-websocket-protocol".to_string(), "chat".to_string())));
-    assert!(f.set_headers.contains(&("authorization".to_string(), format!("Bearer {token}"))));
+    assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {token}"))));
     let f = forward(w.request(&req("GET", &format!("/ws?room=1&access_token={token}"), &[ws[0], ws[1]])));
     assert_eq!(f.path.as_deref(), Some("/ws?room=1"));
 }
@@ -954,5 +954,5 @@ fn same_site_strict_login_survives_the_cross_site_return() {
     assert!(r.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("_tx.") && v.contains("Max-Age=0")));
     let session: Vec<(String, String)> = set_cookies(&r.headers).into_iter().filter(|(n, v)| n == "oidc_edge" && !v.is_empty()).collect();
     let f = forward(w.request(&req_owned("GET", "/p?a=1&b=2", &with_cookies(&session, &[HTML]))));
-    assert!(f.set_headers.iter().any(|(k, v)| k == "x-auth-request-user" && v == "alice"));
+    assert!(f.add_headers.iter().any(|(k, v)| k == "x-auth-request-user" && v == "alice"));
 }

@@ -52,6 +52,9 @@ impl Shared {
                 for (name, value) in &fwd.set_headers {
                     host::set_request_header(name, value);
                 }
+                for (name, value) in &fwd.add_headers {
+                    host::add_request_header(name, value);
+                }
                 match &fwd.cookie {
                     CookieHeader::Keep => {}
                     CookieHeader::Remove => host::remove_request_header("cookie"),

@@ -100,6 +100,11 @@ pub fn set_request_header(name: &str, value: &str) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
 }
 
+/// A header the request does not have (no lookup for a value to replace).
+pub fn add_request_header(name: &str, value: &str) {
+    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
 /// For values passed on from the client as they came (they may hold bytes that are not UTF-8).
 pub fn set_request_header_bytes(name: &str, value: &[u8]) {
     let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
