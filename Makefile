@@ -13,7 +13,7 @@ VENV_STAMP  := $(VENV)/.installed
 CHROMIUM    := /usr/bin/chromium
 SOAK_MINUTES ?= 5
 
-.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-instructions bench-verify bench-tools clean
+.PHONY: build wasm-target setup venv node nginx browser unit vectors vectors-exhaustive clippy fuzz-smoke fuzz e2e test soak demo bench bench-instructions bench-abi bench-verify bench-tools clean
 
 ## build: release wasm module at dist/oidc_edge.wasm
 build: $(WASM)
@@ -120,6 +120,12 @@ bench-verify: wasm-target
 bench-instructions: build setup
 	$(call debian_tool,valgrind,make bench-instructions)
 	$(PY) bench/instructions.py $(BENCH_ARGS)
+
+## bench-abi: what each proxy-wasm operation (callback, header read or change, filter state,
+## metric) costs inside Envoy, counted by callgrind with bench/abi-probe
+bench-abi: wasm-target setup
+	$(call debian_tool,valgrind,make bench-abi)
+	$(PY) bench/abi_costs.py $(BENCH_ARGS)
 
 bench-tools:
 	$(call debian_tool,wrk,make bench)
