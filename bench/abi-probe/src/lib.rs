@@ -3,6 +3,7 @@
 //! Plugin configuration (a plain string): `<op> <N>`, where op is
 //! `time` (proxy_get_current_time_nanoseconds), `read` (proxy_get_header_map_pairs of
 //! the request headers, which makes the host call back into the module to allocate),
+//! `value` / `missing` (proxy_get_header_map_value of a header the request has / lacks),
 //! `add` (proxy_add_header_map_value), `replace` (proxy_replace_header_map_value),
 //! `remove` (proxy_remove_header_map_value of a header the request lacks), `property`
 //! (proxy_set_property), `metric` (proxy_increment_metric). Written against the raw ABI,
@@ -18,6 +19,7 @@ extern "C" {
     fn proxy_add_header_map_value(map: u32, k: *const u8, ks: usize, v: *const u8, vs: usize) -> u32;
     fn proxy_replace_header_map_value(map: u32, k: *const u8, ks: usize, v: *const u8, vs: usize) -> u32;
     fn proxy_remove_header_map_value(map: u32, k: *const u8, ks: usize) -> u32;
+    fn proxy_get_header_map_value(map: u32, k: *const u8, ks: usize, d: *mut *mut u8, s: *mut usize) -> u32;
     fn proxy_set_property(p: *const u8, ps: usize, v: *const u8, vs: usize) -> u32;
     fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
@@ -38,6 +40,8 @@ enum Op {
     Remove,
     Property,
     Metric,
+    Value,
+    Missing,
 }
 
 thread_local! {
@@ -92,6 +96,8 @@ pub extern "C" fn proxy_on_configure(_context: u32, size: usize) -> u32 {
         "remove" => Op::Remove,
         "property" => Op::Property,
         "metric" => Op::Metric,
+        "value" => Op::Value,
+        "missing" => Op::Missing,
         _ => Op::Nothing,
     });
     TIMES.set(words.next().and_then(|n| n.parse().ok()).unwrap_or(0));
@@ -134,6 +140,12 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _end:
                 Op::Property => {
                     let path = b"abi_probe";
                     proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
+                }
+                Op::Value | Op::Missing => {
+                    let name: &[u8] = if matches!(OP.get(), Op::Value) { b"authorization" } else { b"x-missing" };
+                    let (mut data, mut len) = (std::ptr::null_mut(), 0usize);
+                    proxy_get_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut len);
+                    free(data, len);
                 }
                 Op::Metric => {
                     proxy_increment_metric(METRIC.get(), 1);
