@@ -64,18 +64,23 @@ def total_of(dump: Path) -> int:
 
 
 def count(stack: bench.BenchStack, route: bench.Route, pid: int, out_dir: Path, n: int) -> float:
-    """Instructions per request over `n` requests on one keep-alive connection."""
-    url = stack.bench_url(route.listener, route.path)
+    """Instructions per request on `route` (see count_url)."""
+    return count_url(stack.bench_url(route.listener, route.path), route.headers, route.name, pid, out_dir, n)
+
+
+def count_url(url: str, headers: dict[str, str], label: str, pid: int, out_dir: Path, n: int) -> float:
+    """Instructions per request over `n` requests on one keep-alive connection, after 20
+    uncounted ones that must all be 200; the dump is kept as route-<label>.out."""
     http = requests.Session()
     for _ in range(20):
-        resp = http.get(url, headers=route.headers, timeout=60)
+        resp = http.get(url, headers=headers, timeout=60)
         if resp.status_code != 200:
-            raise RuntimeError(f"{route.name}: {resp.status_code} {resp.text[:200]}")
+            raise RuntimeError(f"{label}: {resp.status_code} {resp.text[:200]}")
     before = set(out_dir.glob("callgrind.*.out.*"))
     control("-z", str(pid))
     control("-i", "on", str(pid))
     for _ in range(n):
-        http.get(url, headers=route.headers, timeout=60)
+        http.get(url, headers=headers, timeout=60)
     control("-i", "off", str(pid))
     control("-d", "route", str(pid))
     deadline = time.monotonic() + 60
@@ -83,11 +88,11 @@ def count(stack: bench.BenchStack, route: bench.Route, pid: int, out_dir: Path, 
         new = sorted(set(out_dir.glob("callgrind.*.out.*")) - before)
         if new:
             time.sleep(0.5)  # the dump is written in one go, but give it a moment
-            named = out_dir / ("route-" + re.sub(r"[^a-z0-9]+", "-", route.name.lower()).strip("-") + ".out")
+            named = out_dir / ("route-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".out")
             new[-1].rename(named)
             return total_of(named) / n
         time.sleep(0.2)
-    raise RuntimeError(f"{route.name}: callgrind wrote no dump")
+    raise RuntimeError(f"{label}: callgrind wrote no dump")
 
 
 def main() -> int:

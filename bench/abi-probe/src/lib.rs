@@ -141,12 +141,8 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _end:
                     let path = b"abi_probe";
                     proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
                 }
-                Op::Value | Op::Missing => {
-                    let name: &[u8] = if matches!(OP.get(), Op::Value) { b"authorization" } else { b"x-missing" };
-                    let (mut data, mut len) = (std::ptr::null_mut(), 0usize);
-                    proxy_get_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut len);
-                    free(data, len);
-                }
+                Op::Value => read_value(b"authorization"),
+                Op::Missing => read_value(b"x-missing"),
                 Op::Metric => {
                     proxy_increment_metric(METRIC.get(), 1);
                 }
@@ -154,6 +150,15 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _end:
         }
     }
     0
+}
+
+/// One request header's value, as a filter reads it (and frees it).
+fn read_value(name: &[u8]) {
+    let (mut data, mut len) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: the name is read during the call; the value comes back in memory allocated
+    // through proxy_on_memory_allocate.
+    unsafe { proxy_get_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut len) };
+    free(data, len);
 }
 
 #[no_mangle]
