@@ -8,7 +8,7 @@ import pytest
 
 from stack import Stack, find_envoy, wasm_path
 
-# Each message is tested natively (src/config.rs); these prove the wiring through
+# Each message is tested natively (src/config/); these prove the wiring through
 # Envoy: on_configure refuses, and the log names the field.
 CASES = [
     ({"cookie_secret": "c2hvcnQ="}, "field `cookie_secret`: must decode to exactly 32 bytes"),

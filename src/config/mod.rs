@@ -1,0 +1,337 @@
+//! The plugin configuration: JSON from Envoy in, validated `Settings` out; every default lives here.
+//!
+//! One JSON object configures a default relying party; `routes` add more (by host and
+//! path prefix), each a copy of the top level with its own overrides. Providers (issuer
+//! plus where its metadata and keys come from) are deduplicated so that two routes of
+//! the same IdP share one discovery/JWKS cache.
+//!
+//! This module holds the validated types and the per-request lookups; `parse` builds
+//! them from JSON, reading fields through `fields`; `reference` lists every documented key.
+
+mod fields;
+mod parse;
+mod reference;
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::b64;
+use crate::http::Endpoint;
+use crate::jwks::Rotation;
+use crate::jwt::Alg;
+use crate::session::cookies::SameSite;
+
+pub use fields::parse_duration;
+pub use reference::{closest_name, FieldDoc, FIELDS};
+
+/// A configuration the filter refuses to start with. The message names the field and
+/// says what is expected, because the operator reads it in Envoy's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError { field: field.to_string(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "oidc-edge configuration: {}", self.message)
+        } else {
+            write!(f, "oidc-edge configuration, field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where `{"env": ...}` and `{"file": ...}` secrets are read from. The shell passes the
+/// VM's environment (Envoy `vm_config.environment_variables`, Istio `vmConfig.env`).
+pub trait SecretSource {
+    fn env(&self, name: &str) -> Option<String>;
+    fn file(&self, path: &str) -> Result<String, String>;
+}
+
+/// Resolves nothing: for contexts without an environment (tests, validation tools).
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn env(&self, _name: &str) -> Option<String> {
+        None
+    }
+    fn file(&self, _path: &str) -> Result<String, String> {
+        Err("files cannot be read here".into())
+    }
+}
+
+/// Stands in for every `{"env"}`/`{"file"}` secret with a valid value: for tools that check
+/// a configuration's shape where its secrets are not available (the `oidc-edge` CLI).
+pub struct PlaceholderSecrets;
+
+impl SecretSource for PlaceholderSecrets {
+    fn env(&self, _name: &str) -> Option<String> {
+        Some(b64::std_encode(&[0u8; 32]))
+    }
+    fn file(&self, _path: &str) -> Result<String, String> {
+        Ok(b64::std_encode(&[0u8; 32]))
+    }
+}
+
+/// How the client proves itself at the token endpoint (OIDC Core 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    Post,
+    /// RFC 7523 client assertion signed with HS256 over the client secret.
+    SecretJwt,
+}
+
+/// Which token is sent upstream in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardToken {
+    IdToken,
+    AccessToken,
+    None,
+}
+
+/// Endpoints set explicitly in the configuration; each wins over discovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointOverrides {
+    pub authorization: Option<Endpoint>,
+    pub token: Option<Endpoint>,
+    pub jwks_uri: Option<Endpoint>,
+    pub userinfo: Option<Endpoint>,
+    pub end_session: Option<Endpoint>,
+}
+
+/// An issuer and where its metadata and keys come from. Shared by every profile and
+/// validator that names the same one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    /// Shared-data namespace: a digest of everything below that identifies the provider.
+    pub namespace: String,
+    pub issuer: String,
+    pub idp_cluster: String,
+    /// `None` when nothing needs discovery (explicit endpoints or static keys).
+    pub discovery: Option<Endpoint>,
+    pub endpoints: EndpointOverrides,
+    /// Static keys (`jwks`): nothing to fetch.
+    pub static_keys: Option<Vec<Value>>,
+    /// Only keys are needed (a bearer validator), not login endpoints.
+    pub keys_only: bool,
+    pub timeout_ms: u64,
+    pub jwks_refresh_interval: u64,
+    pub discovery_refresh_interval: u64,
+    pub rotation: Rotation,
+    pub kid_refetch_cooldown: u64,
+    pub max_key_staleness: u64,
+}
+
+impl ProviderConfig {
+    /// How long a request may wait for a key refetch of this provider: one call's timeout.
+    pub fn wait_deadline(&self, now: crate::time::UnixTime) -> crate::time::UnixTime {
+        crate::time::after(now, (self.timeout_ms / 1000).saturating_add(1))
+    }
+}
+
+/// External claim value → local value (`claim_map`).
+pub type ValueMap = Vec<(String, String)>;
+
+/// An extra accepted issuer of bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerValidator {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub provider: usize,
+}
+
+/// A claim condition of `require`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// The claim (a string, or a list of strings) holds one of these values.
+    OneOf { claim: Vec<String>, values: Vec<String> },
+    /// The claim equals this JSON value exactly.
+    Equals { claim: Vec<String>, value: Value },
+}
+
+impl Rule {
+    pub fn claim(&self) -> &[String] {
+        match self {
+            Rule::OneOf { claim, .. } | Rule::Equals { claim, .. } => claim,
+        }
+    }
+}
+
+/// Cookie naming and attributes of one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub name: String,
+    pub domain: Option<String>,
+    pub same_site: SameSite,
+    /// The first key seals; every key opens.
+    pub keys: Vec<[u8; 32]>,
+}
+
+/// One relying party: everything that decides how a matched request is handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// `default`, or `routes[i]`: used in logs and to key per-profile state.
+    pub name: String,
+    pub provider: usize,
+    pub bearer: Vec<BearerValidator>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_auth: ClientAuth,
+    pub cookie: CookieSettings,
+    pub redirect_path: String,
+    pub redirect_uri: Option<String>,
+    /// Space-separated, `openid` first.
+    pub scope: String,
+    /// Extra authorization parameters; `None` is a bare key.
+    pub auth_query_params: Vec<(String, Option<String>)>,
+    pub userinfo: bool,
+    pub clock_skew: u64,
+    pub allowed_algorithms: Vec<Alg>,
+    pub audiences: Vec<String>,
+    pub forward_token: ForwardToken,
+    pub token_cache_size: usize,
+    pub token_cache_ttl: u64,
+    pub api_paths: Vec<String>,
+    pub pass_through_paths: Vec<String>,
+    pub allow_query_token: bool,
+    pub allowed_origins: Vec<String>,
+    /// (lower-case header name, claim path).
+    pub claim_headers: Vec<(String, Vec<String>)>,
+    /// (claim name, external value → local value).
+    pub claim_map: Vec<(String, ValueMap)>,
+    pub require: Vec<Rule>,
+    pub session_lifetime: u64,
+    pub login_timeout: u64,
+    pub refresh_before_expiry: u64,
+    pub logout_path: String,
+    pub post_logout_redirect_uri: Option<String>,
+}
+
+/// Which profile serves a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Lower-case host without port; `*.example.com` matches any subdomain. `None`: any host.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub profile: usize,
+}
+
+/// The validated configuration. Built once at configure time; never changes afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub providers: Vec<ProviderConfig>,
+    /// `profiles[0]` is the top level.
+    pub profiles: Vec<Profile>,
+    pub routes: Vec<Route>,
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+const DAY: u64 = 86_400;
+
+impl Settings {
+    /// Parses and validates the plugin configuration without access to secrets in the
+    /// environment (`{"env": ...}` secrets are then refused).
+    pub fn from_json(bytes: &[u8]) -> Result<Settings, ConfigError> {
+        Settings::from_json_with(bytes, &NoSecrets)
+    }
+
+
+    /// Parses and validates the plugin configuration (the `configuration` StringValue).
+    pub fn from_json_with(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
+        parse::settings(bytes, secrets)
+    }
+
+    /// The profile that serves `host` (the `:authority`, port ignored) and `path`.
+    pub fn profile_for(&self, authority: &str, path: &str) -> usize {
+        // Most configurations route by path only: no host to normalise on every request.
+        let host = if self.routes.iter().any(|r| r.host.is_some()) { bare_host(authority) } else { String::new() };
+        self.routes
+            .iter()
+            .find(|r| host_matches(r.host.as_deref(), &host) && crate::request::path_matches(path, &r.path_prefix))
+            .map(|r| r.profile)
+            .unwrap_or(0)
+    }
+
+    /// Every profile that may serve requests to `authority`, whatever the path: the
+    /// candidates for a callback or logout path that several routes share.
+    pub fn profiles_for_host(&self, authority: &str) -> Vec<usize> {
+        let host = bare_host(authority);
+        let mut out: Vec<usize> = self.routes.iter().filter(|r| host_matches(r.host.as_deref(), &host)).map(|r| r.profile).collect();
+        out.push(0);
+        out
+    }
+
+    /// The default profile (the top level of the configuration).
+    pub fn default_profile(&self) -> &Profile {
+        // profiles is never empty once parsed; the fallback only satisfies the type.
+        static EMPTY: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        self.profiles.first().unwrap_or_else(|| EMPTY.get_or_init(Profile::placeholder))
+    }
+}
+
+fn bare_host(authority: &str) -> String {
+    let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(authority);
+    host.to_ascii_lowercase()
+}
+
+fn host_matches(pattern: Option<&str>, host: &str) -> bool {
+    match pattern {
+        None => true,
+        Some(pattern) => match pattern.strip_prefix("*.") {
+            Some(suffix) => host.strip_suffix(suffix).is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+            None => host == pattern,
+        },
+    }
+}
+
+impl Profile {
+    fn placeholder() -> Profile {
+        Profile {
+            name: String::new(),
+            provider: 0,
+            bearer: vec![],
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_auth: ClientAuth::Basic,
+            cookie: CookieSettings { name: "oidc_edge".into(), domain: None, same_site: SameSite::Lax, keys: vec![] },
+            redirect_path: "/oauth2/callback".into(),
+            redirect_uri: None,
+            scope: "openid".into(),
+            auth_query_params: vec![],
+            userinfo: false,
+            clock_skew: 60,
+            allowed_algorithms: vec![Alg::RS256],
+            audiences: vec![],
+            forward_token: ForwardToken::IdToken,
+            token_cache_size: 0,
+            token_cache_ttl: 300,
+            api_paths: vec![],
+            pass_through_paths: vec![],
+            allow_query_token: false,
+            allowed_origins: vec![],
+            claim_headers: vec![],
+            claim_map: vec![],
+            require: vec![],
+            session_lifetime: 8 * HOUR,
+            login_timeout: 10 * MINUTE,
+            refresh_before_expiry: 60,
+            logout_path: "/oauth2/logout".into(),
+            post_logout_redirect_uri: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! Configuration parsing: defaults, every refusal and its message, routes and providers.
+
+use super::*;
+use serde_json::json;
+
+pub(crate) fn minimal() -> Value {
+    json!({
+        "issuer": "https://idp.example.com",
+        "idp_cluster": "idp",
+        "client_id": "app",
+        "client_secret": "s3cret",
+        "cookie_secret": b64::std_encode(&[7u8; 32]),
+    })
+}
+
+fn with(patch: Value) -> Result<Settings, ConfigError> {
+    let mut base = minimal();
+    if let (Value::Object(b), Value::Object(p)) = (&mut base, patch) {
+        for (k, v) in p {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+    Settings::from_json(base.to_string().as_bytes())
+}
+
+fn profile(s: &Settings) -> &Profile {
+    &s.profiles[0]
+}
+
+#[test]
+fn defaults() {
+    let s = with(json!({})).unwrap();
+    let p = profile(&s);
+    let prov = &s.providers[p.provider];
+    assert_eq!(prov.discovery.as_ref().unwrap().url(), "https://idp.example.com/.well-known/openid-configuration");
+    assert_eq!(p.client_auth, ClientAuth::Basic);
+    assert_eq!(p.redirect_path, "/oauth2/callback");
+    assert_eq!(p.scope, "openid profile email");
+    assert_eq!(p.clock_skew, 60);
+    assert_eq!(p.forward_token, ForwardToken::IdToken);
+    assert_eq!(p.allowed_algorithms, vec![Alg::RS256]);
+    assert_eq!(p.audiences, vec!["app".to_string()]);
+    assert_eq!(prov.timeout_ms, 5000);
+    assert_eq!(prov.jwks_refresh_interval, 3600);
+    assert_eq!(prov.rotation, Rotation::Replace);
+    assert_eq!(prov.kid_refetch_cooldown, 30);
+    assert_eq!(p.cookie.name, "oidc_edge");
+    assert_eq!(p.cookie.same_site, SameSite::Lax);
+    assert_eq!(p.logout_path, "/oauth2/logout");
+    assert_eq!(p.token_cache_size, 1024);
+    assert!(s.routes.is_empty());
+}
+
+#[test]
+fn trailing_slash_issuer_keeps_issuer_exact() {
+    let s = with(json!({"issuer": "https://idp.example.com/realm/"})).unwrap();
+    let prov = &s.providers[0];
+    assert_eq!(prov.issuer, "https://idp.example.com/realm/");
+    assert_eq!(prov.discovery.as_ref().unwrap().path, "/realm/.well-known/openid-configuration");
+}
+
+#[test]
+fn openid_always_first_and_once() {
+    let s = with(json!({"scopes": ["email", "openid", "groups", "email"]})).unwrap();
+    assert_eq!(profile(&s).scope, "openid email groups");
+    let s = with(json!({"scopes": []})).unwrap();
+    assert_eq!(profile(&s).scope, "openid");
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({"issuer": null}), "issuer", "required"),
+        (json!({"issuer": "idp.example.com"}), "issuer", "absolute"),
+        (json!({"issuer": "https://i/?a=b"}), "issuer", "query"),
+        (json!({"issuer": 5}), "issuer", "must be a string"),
+        (json!({"idp_cluster": ""}), "idp_cluster", "empty"),
+        (json!({"client_id": null}), "client_id", "required"),
+        (json!({"client_secret": null}), "client_secret", "required"),
+        (json!({"client_secret": {"env": "NOPE"}}), "client_secret", "vmConfig.env"),
+        (json!({"client_secret": {"vault": "x"}}), "client_secret", "{\"env\""),
+        (json!({"cookie_secret": "c2hvcnQ="}), "cookie_secret", "32 bytes"),
+        (json!({"cookie_secret": "!!!"}), "cookie_secret", "base64"),
+        (json!({"cookie_secret": null}), "cookie_secret", "required"),
+        (json!({"cookie_secrets": []}), "cookie_secrets", "either"),
+        (json!({"cookie_secret": null, "cookie_secrets": []}), "cookie_secrets", "at least one"),
+        (json!({"cookie_name": "__Host-x"}), "cookie_name", "__"),
+        (json!({"cookie_name": "a b"}), "cookie_name", "letters"),
+        (json!({"cookie_same_site": "sometimes"}), "cookie_same_site", "lax"),
+        (json!({"cookie_domain": "https://x"}), "cookie_domain", "domain"),
+        (json!({"token_endpoint_auth": "private_key_jwt"}), "token_endpoint_auth", "client_secret_basic"),
+        (json!({"token_endpoint_auth": "client_secret_jwt"}), "client_secret", "32 characters"),
+        (json!({"redirect_path": "callback"}), "redirect_path", "absolute path"),
+        (json!({"redirect_path": "//x"}), "redirect_path", "absolute path"),
+        (json!({"redirect_uri": "https://app/other"}), "redirect_uri", "redirect_path"),
+        (json!({"redirect_uri": "app/oauth2/callback"}), "redirect_uri", "absolute"),
+        (json!({"scopes": "openid"}), "scopes", "list of strings"),
+        (json!({"scopes": ["a b"]}), "scopes", "scope token"),
+        (json!({"auth_query_params": {"prompt": "login"}}), "auth_query_params", "list of strings"),
+        (json!({"auth_query_params": {"state": ["x"]}}), "auth_query_params", "sets it itself"),
+        (json!({"userinfo": "yes"}), "userinfo", "true or false"),
+        (json!({"clock_skew_seconds": -1}), "clock_skew_seconds", "whole number"),
+        (json!({"clock_skew_seconds": 3600}), "clock_skew_seconds", "between"),
+        (json!({"forward_token": "both"}), "forward_token", "id_token"),
+        (json!({"allowed_algorithms": ["HS256"]}), "allowed_algorithms", "never accepted"),
+        (json!({"allowed_algorithms": ["none"]}), "allowed_algorithms", "not supported"),
+        (json!({"allowed_algorithms": []}), "allowed_algorithms", "at least one"),
+        (json!({"audiences": []}), "audiences", "at least one"),
+        (json!({"idp_timeout": "forever"}), "idp_timeout", "duration"),
+        (json!({"jwks_refresh_interval": "10s"}), "jwks_refresh_interval", "between 1m and 30d"),
+        (json!({"jwks_refresh_interval": "31d"}), "jwks_refresh_interval", "between"),
+        (json!({"key_rotation": "rotate"}), "key_rotation", "replace"),
+        (json!({"key_rotation": "expire_after", "key_overlap": "10m"}), "key_overlap", "between 1h and 1d"),
+        (json!({"key_overlap": "2h"}), "key_overlap", "expire_after"),
+        (json!({"jwks": {"keys": []}}), "jwks", "empty"),
+        (json!({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, "jwks_uri": "https://x/j"}), "jwks", "private"),
+        (json!({"token_endpoint": "/token"}), "token_endpoint", "absolute"),
+        (json!({"api_paths": ["api"]}), "api_paths", "absolute path"),
+        (json!({"pass_through_paths": "/healthz"}), "pass_through_paths", "list of strings"),
+        (json!({"allowed_origins": ["https://a.example.com/"]}), "allowed_origins", "origin"),
+        (json!({"claim_headers": {"X Bad": "sub"}}), "claim_headers", "valid header"),
+        (json!({"claim_headers": {"Authorization": "sub"}}), "claim_headers", "set by the filter"),
+        (json!({"claim_headers": {"X-A": "a..b"}}), "claim_headers", "claim path"),
+        (json!({"claim_map": {"groups": ["a"]}}), "claim_map", "object"),
+        (json!({"require": [{"claim": "groups"}]}), "require[0]", "exactly one"),
+        (json!({"require": [{"claim": "groups", "one_of": []}]}), "require[0]", "exactly one"),
+        (json!({"require": [{"claim": "groups", "any": ["a"]}]}), "require[0].any", "unknown field"),
+        (json!({"require": [{"one_of": ["a"]}]}), "require[0].claim", "required"),
+        (json!({"logout_path": "/oauth2/callback"}), "logout_path", "different"),
+        (json!({"post_logout_redirect_uri": "/"}), "post_logout_redirect_uri", "absolute"),
+        (json!({"token_cache_size": 1_000_000}), "token_cache_size", "at most"),
+        (json!({"bearer_validators": [{"issuer": "https://sts.windows.net/t/"}]}), "bearer_validators[0].audiences", "accepted `aud`"),
+        (json!({"bearer_validators": [{"issuer": "https://x", "audiences": ["a"], "scopes": []}]}), "bearer_validators[0].scopes", "unknown field"),
+        (json!({"routes": {}}), "routes", "list"),
+        (json!({"routes": [{"path_prefix": "/"}]}), "routes[0]", "shadow"),
+        (json!({"routes": [{"host": "https://a"}]}), "routes[0].host", "host name"),
+        (json!({"routes": [{"host": "a.example.com", "client_idd": "x"}]}), "routes[0].client_idd", "did you mean `client_id`"),
+        (json!({"routes": [{"host": "a.example.com", "routes": []}]}), "routes[0].routes", "nested"),
+        (json!({"routes": [{"host": "a.example.com", "cookie_secret": "x"}]}), "routes[0].cookie_secret", "base64"),
+        (json!({"isuer": "x"}), "isuer", "did you mean `issuer`"),
+        (json!({"totally_unknown_thing": 1}), "totally_unknown_thing", "unknown field"),
+    ];
+    for (patch, field, needle) in cases {
+        let err = with(patch.clone()).expect_err(&format!("{patch} should be refused"));
+        assert_eq!(err.field, field, "{patch}: {err}");
+        assert!(err.to_string().contains(needle), "{patch}: `{err}` should mention `{needle}`");
+    }
+}
+
+/// Every documented key is actually read: a wrong-typed value for it is refused with
+/// an error that names it (a documented but ignored key would pass silently).
+#[test]
+fn every_documented_key_is_read() {
+    for f in FIELDS {
+        let mut cfg = minimal();
+        cfg[f.name] = json!([[[]]]);
+        if f.name == "key_overlap" {
+            cfg["key_rotation"] = json!("expire_after");
+        }
+        if f.name == "cookie_secrets" {
+            cfg.as_object_mut().unwrap().remove("cookie_secret");
+        }
+        let err = Settings::from_json(cfg.to_string().as_bytes()).expect_err(f.name);
+        assert!(err.field.starts_with(f.name), "`{}` gave an error about `{}`: {err}", f.name, err.field);
+    }
+}
+
+#[test]
+fn not_an_object() {
+    for input in ["", "[]", "\"x\"", "{", "null"] {
+        let err = Settings::from_json(input.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("oidc-edge configuration"), "{input}: {err}");
+    }
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("90"), Some(90));
+    assert_eq!(parse_duration("90s"), Some(90));
+    assert_eq!(parse_duration("15m"), Some(900));
+    assert_eq!(parse_duration("1h"), Some(3600));
+    assert_eq!(parse_duration("7d"), Some(604_800));
+    assert_eq!(parse_duration("1w"), None);
+    assert_eq!(parse_duration("h"), None);
+    assert_eq!(parse_duration("99999999999999999999d"), None);
+    let s = with(json!({"jwks_refresh_interval": 120, "session_lifetime": "1d"})).unwrap();
+    assert_eq!((s.providers[0].jwks_refresh_interval, profile(&s).session_lifetime), (120, 86_400));
+}
+
+#[test]
+fn cookie_secrets_accept_both_alphabets_and_rotation() {
+    let raw = [0xfbu8; 32];
+    for enc in [b64::std_encode(&raw), b64::url_encode(&raw)] {
+        let s = with(json!({"cookie_secret": enc})).unwrap();
+        assert_eq!(profile(&s).cookie.keys, vec![raw]);
+    }
+    let s = with(json!({"cookie_secret": null, "cookie_secrets": [b64::std_encode(&[1u8; 32]), b64::std_encode(&[2u8; 32])]})).unwrap();
+    assert_eq!(profile(&s).cookie.keys, vec![[1u8; 32], [2u8; 32]]);
+}
+
+struct Env;
+impl SecretSource for Env {
+    fn env(&self, name: &str) -> Option<String> {
+        match name {
+            "CS" => Some("from-env\n".into()),
+            "CK" => Some(b64::std_encode(&[9u8; 32])),
+            _ => None,
+        }
+    }
+    fn file(&self, path: &str) -> Result<String, String> {
+        Err(format!("no file {path}"))
+    }
+}
+
+#[test]
+fn secrets_from_the_environment() {
+    let mut cfg = minimal();
+    cfg["client_secret"] = json!({"env": "CS"});
+    cfg["cookie_secret"] = json!({"env": "CK"});
+    let s = Settings::from_json_with(cfg.to_string().as_bytes(), &Env).unwrap();
+    assert_eq!(profile(&s).client_secret, "from-env");
+    assert_eq!(profile(&s).cookie.keys, vec![[9u8; 32]]);
+    cfg["client_secret"] = json!({"file": "/run/secret"});
+    let err = Settings::from_json_with(cfg.to_string().as_bytes(), &Env).unwrap_err();
+    assert!(err.to_string().contains("/run/secret"));
+}
+
+#[test]
+fn explicit_endpoints_skip_discovery() {
+    let s = with(json!({
+        "authorization_endpoint": "https://idp.example.com/auth",
+        "token_endpoint": "https://idp.example.com/token",
+        "jwks_uri": "https://idp.example.com/keys",
+    }))
+    .unwrap();
+    assert!(s.providers[0].discovery.is_none());
+    let s = with(json!({"jwks_uri": "https://idp.example.com/keys"})).unwrap();
+    assert!(s.providers[0].discovery.is_some(), "login endpoints still come from discovery");
+    let s = with(json!({"discovery_url": "https://idp.example.com/meta"})).unwrap();
+    assert_eq!(s.providers[0].discovery.as_ref().unwrap().path, "/meta");
+}
+
+#[test]
+fn auth_query_params_shapes() {
+    let s = with(json!({"auth_query_params": {"prompt": ["login"], "kc_idp_hint": [], "acr": ["a", "b"]}})).unwrap();
+    let mut got = profile(&s).auth_query_params.clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("acr".into(), Some("a".into())),
+            ("acr".into(), Some("b".into())),
+            ("kc_idp_hint".into(), None),
+            ("prompt".into(), Some("login".into()))
+        ]
+    );
+}
+
+#[test]
+fn claims_config() {
+    let s = with(json!({
+        "claim_headers": {"X-Groups": "groups", "X-Tenant": "org.tenant.id"},
+        "claim_map": {"groups": {"g-1": "admins"}},
+        "require": [{"claim": "groups", "one_of": ["admins"]}, {"claim": "email_verified", "equals": true}],
+    }))
+    .unwrap();
+    let p = profile(&s);
+    assert!(p.claim_headers.contains(&("x-tenant".into(), vec!["org".into(), "tenant".into(), "id".into()])));
+    assert_eq!(p.claim_map, vec![("groups".to_string(), vec![("g-1".to_string(), "admins".to_string())])]);
+    assert_eq!(p.require.len(), 2);
+}
+
+#[test]
+fn routes_override_and_share_providers() {
+    let s = with(json!({
+        "routes": [
+            {"host": "a.example.com", "client_id": "a", "scopes": ["openid", "groups"]},
+            {"host": "*.b.example.com", "path_prefix": "/app", "issuer": "https://other.example.com", "client_id": "b"},
+            {"path_prefix": "/admin", "require": [{"claim": "groups", "one_of": ["admins"]}]},
+        ]
+    }))
+    .unwrap();
+    assert_eq!(s.profiles.len(), 4);
+    assert_eq!(s.providers.len(), 2, "routes of the same issuer share its provider");
+    assert_eq!(s.profiles[1].client_id, "a");
+    assert_eq!(s.profiles[1].scope, "openid groups");
+    assert_eq!(s.profiles[1].cookie.keys, s.profiles[0].cookie.keys, "unset keys come from the top level");
+    assert_eq!(s.profiles[1].cookie.name, "oidc_edge-1", "each route has its own session cookie");
+    assert_eq!(s.profile_for("a.example.com:8443", "/x"), 1);
+    assert_eq!(s.profile_for("A.Example.com", "/x"), 1);
+    assert_eq!(s.profile_for("x.b.example.com", "/app/y"), 2);
+    assert_eq!(s.profile_for("x.b.example.com", "/apple"), 0, "prefix matches whole segments");
+    assert_eq!(s.profile_for("b.example.com", "/app"), 0, "wildcard needs a subdomain");
+    assert_eq!(s.profile_for("c.example.com", "/admin/users"), 3);
+    assert_eq!(s.profile_for("c.example.com", "/"), 0);
+}
+
+#[test]
+fn bearer_validators_make_keys_only_providers() {
+    let s = with(json!({
+        "bearer_validators": [
+            {"issuer": "https://sts.windows.net/t/", "audiences": ["api://x"], "jwks_uri": "https://login.microsoftonline.com/t/discovery/keys"},
+            {"issuer": "https://other.example.com", "audiences": ["api"]},
+        ]
+    }))
+    .unwrap();
+    let p = profile(&s);
+    assert_eq!(p.bearer.len(), 2);
+    let entra = &s.providers[p.bearer[0].provider];
+    assert!(entra.keys_only && entra.discovery.is_none());
+    let other = &s.providers[p.bearer[1].provider];
+    assert_eq!(other.discovery.as_ref().unwrap().url(), "https://other.example.com/.well-known/openid-configuration");
+}
