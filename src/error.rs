@@ -17,6 +17,7 @@ pub enum Reason {
     CritUnsupported,
     EmbeddedKeyRefused,
     KidInvalid,
+    TokenKindRefused,
     // Key selection and signature.
     KeysNotLoaded,
     KidUnknown,
@@ -79,6 +80,7 @@ impl Reason {
             CritUnsupported => "crit_unsupported",
             EmbeddedKeyRefused => "embedded_key_refused",
             KidInvalid => "kid_invalid",
+            TokenKindRefused => "token_kind_refused",
             KeysNotLoaded => "keys_not_loaded",
             KidUnknown => "kid_unknown",
             KeyAmbiguous => "key_ambiguous",
@@ -137,6 +139,7 @@ impl Reason {
             CritUnsupported => "the token's header names a critical extension that is not supported",
             EmbeddedKeyRefused => "the token's header brings its own key (jwk, jku, x5u, x5c), which is refused",
             KidInvalid => "the token's key id is not a string",
+            TokenKindRefused => "the token is another kind of JWT (its typ or an events claim says so), not one accepted here",
             KeysNotLoaded => "the identity provider's keys are not loaded yet",
             KidUnknown => "no key of the identity provider has the token's key id",
             KeyAmbiguous => "the token has no key id and several keys could have signed it",

@@ -85,6 +85,7 @@ fn signed_seed_tokens_validate() {
         access_token: Some(targets::ACCESS_TOKEN),
         now: targets::NOW,
         skew: targets::SKEW,
+        token_use: oidc_edge::jwt::TokenUse::Bearer,
     };
     let mut valid = 0;
     for name in ["valid_rs256_id_token", "valid_eddsa_id_token"] {

@@ -587,6 +587,7 @@ fn claims_probe(claims: &Map<String, Value>) -> (String, Option<claims::Claims>)
             access_token: None,
             now,
             skew: SKEW,
+            token_use: oidc_edge::jwt::TokenUse::Bearer,
         };
         claims::check_before_signature(claims, &rules)
     };
@@ -759,6 +760,7 @@ fn time_verdict(case: &Value) -> String {
         access_token: None,
         now: case["now"].as_u64().expect("now fits u64"),
         skew: case["clock_skew"].as_u64().unwrap(),
+        token_use: oidc_edge::jwt::TokenUse::Bearer,
     };
     code(&claims::check_before_signature(&claims, &rules).map(|_| ())).to_string()
 }
@@ -839,6 +841,7 @@ fn audience_verdict(case: &Value) -> String {
         access_token: None,
         now,
         skew: SKEW,
+        token_use: oidc_edge::jwt::TokenUse::Bearer,
     };
     code(&claims::check_before_signature(claims.as_object().unwrap(), &rules).map(|_| ())).to_string()
 }

@@ -352,6 +352,7 @@ pub fn jwt(data: &[u8]) {
         access_token: Some(ACCESS_TOKEN),
         now: NOW,
         skew: SKEW,
+        token_use: oidc_edge::jwt::TokenUse::Bearer,
     };
     if let Ok(v) = jwt::validate(&token, keys(), &rules, &Alg::ALL, MAX_TOKEN_BYTES) {
         // Whatever passes satisfies the whole policy.

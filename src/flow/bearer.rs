@@ -8,7 +8,7 @@ use super::{Authorization, Context, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
 use crate::error::Reason;
 use crate::http::{form_encode, Query};
-use crate::jwt::{self, ClaimRules};
+use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::lifecycle::Refresher;
 use crate::request::RequestView;
 use crate::time::after;
@@ -120,6 +120,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
         access_token: None,
         now,
         skew: rp.profile.clock_skew,
+        token_use: TokenUse::Bearer,
     };
     let generation = view.generation;
     match jwt::validate(token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use super::{Context, Decision, Event, Pending, Rp, Wait, RETRY_AFTER_SECS};
 use crate::error::Reason;
 use crate::http::{form_encode, CallResponse, LocalResponse};
-use crate::jwt::{self, ClaimRules};
+use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::oidc::{authorize, callback, token};
 use crate::pages;
 use crate::request::{safe_return_path, RequestView};
@@ -246,14 +246,10 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
         access_token: Some(&fin.tokens.access_token),
         now: cx.now,
         skew: rp.profile.clock_skew,
+        token_use: TokenUse::IdToken,
     };
     let result = jwt::validate(&id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES);
     let claims = match result {
-        // An access token in JWT form (RFC 9068 `at+jwt`) is never an ID token, even when
-        // its other claims would pass (RFC 8725 3.11, explicit typing).
-        Ok(v) if v.header.typ.as_deref().is_some_and(|t| t.trim_start_matches("application/").eq_ignore_ascii_case("at+jwt")) => {
-            return fail_exchange(cx, &fin.exchange, 401, Reason::ClaimInvalid, "the ID token is typed as an access token (at+jwt)");
-        }
         Ok(v) => v.claims,
         Err(Reason::KidUnknown) if may_wait => {
             // A request released after a key wait cannot call out any more (the shell

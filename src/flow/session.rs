@@ -11,7 +11,7 @@ use crate::b64;
 use crate::config::ForwardToken;
 use crate::error::Reason;
 use crate::http::CallResponse;
-use crate::jwt::{self, ClaimRules};
+use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::oidc::{callback, token};
 use crate::pages;
 use crate::request::{ClientKind, RequestView};
@@ -250,6 +250,7 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
             access_token: Some(&tokens.access_token),
             now: cx.now,
             skew: rp.profile.clock_skew,
+            token_use: TokenUse::IdToken,
         };
         match jwt::validate(id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {
             Ok(v) if v.claims.sub == session.sub => {

@@ -407,6 +407,7 @@ fn id_token_failures_never_make_a_session() {
     let at = w.idp.sign_with_header(&claims, json!({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}));
     let r = respond(w.respond(pending, &token_response(&at, None)));
     assert_eq!(r.status, 401);
+    assert!(w.events.contains(&Event::LoginFailed(Reason::TokenKindRefused)), "{:?}", w.events);
 }
 
 #[test]
@@ -551,6 +552,34 @@ fn bearer_tokens() {
         let www = header(&r, "www-authenticate").unwrap();
         assert!(www.contains("error=\"invalid_token\""), "{name}: {www}");
         assert!(w.events.contains(&Event::TokenRejected(reason)), "{name}: {:?}", w.events);
+    }
+}
+
+/// RFC 8725 3.11-3.12: other JWTs the IdP signs for this client never pass as bearer
+/// tokens, however good their signature and claims.
+#[test]
+fn bearer_tokens_of_another_kind_are_refused() {
+    let mut w = World::new(json!({}));
+    let claims = json!({"iss": ISSUER, "sub": "svc", "aud": "app", "exp": T0 + 300, "iat": T0});
+    let typed = |typ: &str| json!({"alg": "RS256", "kid": "k1", "typ": typ});
+    for typ in ["JWT", "jwt", "JOSE", "at+jwt", "application/at+jwt", "Application/AT+JWT"] {
+        let token = w.idp.sign_with_header(&claims, typed(typ));
+        forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+    }
+    let mut logout = claims.clone();
+    logout["events"] = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    logout["jti"] = json!("j1");
+    for (name, token) in [
+        ("logout token", w.idp.sign_with_header(&logout, typed("logout+jwt"))),
+        ("logout token typed JWT", w.idp.sign_with_header(&logout, typed("JWT"))),
+        ("untyped security event", w.idp.sign(&logout)),
+        ("DPoP proof", w.idp.sign_with_header(&claims, typed("dpop+jwt"))),
+        ("another media type", w.idp.sign_with_header(&claims, typed("application/secevent+jwt"))),
+    ] {
+        let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+        assert_eq!(r.status, 401, "{name}");
+        assert!(w.events.contains(&Event::TokenRejected(Reason::TokenKindRefused)), "{name}: {:?}", w.events);
+        assert!(header(&r, "www-authenticate").unwrap().contains("error=\"invalid_token\""), "{name}");
     }
 }
 

@@ -1,4 +1,4 @@
-//! The claim policy of OIDC Core 3.1.3.7 and RFC 7519 4.1: issuer, audience, time, subject, nonce.
+//! The claim policy of OIDC Core 3.1.3.7 and RFC 7519 4.1: issuer, audience, time, subject, nonce; which kinds of JWT are accepted.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -8,6 +8,36 @@ use crate::b64;
 use crate::error::Reason;
 use crate::jwt::Alg;
 use crate::time::{after, UnixTime};
+
+/// What the caller takes the token for. Other kinds of JWT signed by the same IdP (a
+/// logout token, a security event, an access token where an ID token is due) are refused
+/// by their `typ` or their `events` claim, so one kind cannot stand in for another
+/// (RFC 8725 3.11 and 3.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// An ID token from the token endpoint: `typ` absent, `JWT` or `JOSE`.
+    IdToken,
+    /// A bearer token of an API client: an ID token's types, or `at+jwt` (RFC 9068).
+    Bearer,
+}
+
+/// The `typ` header (a media type, RFC 7515 4.1.9: case-insensitive, `application/`
+/// optional) and the `events` claim of Security Event Tokens (RFC 8417, including OIDC
+/// back-channel logout tokens) against what the caller takes the token for.
+pub fn check_kind(typ: Option<&str>, claims: &Map<String, Value>, token_use: TokenUse) -> Result<(), Reason> {
+    if claims.contains_key("events") {
+        return Err(Reason::TokenKindRefused);
+    }
+    let Some(typ) = typ else { return Ok(()) };
+    let media = typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| typ.get(12..).unwrap_or_default());
+    let generic = media.eq_ignore_ascii_case("JWT") || media.eq_ignore_ascii_case("JOSE");
+    let access = media.eq_ignore_ascii_case("at+jwt");
+    match token_use {
+        TokenUse::IdToken if generic => Ok(()),
+        TokenUse::Bearer if generic || access => Ok(()),
+        _ => Err(Reason::TokenKindRefused),
+    }
+}
 
 /// What a token must satisfy. Every rule is explicit: nothing here reads a clock or
 /// assumes a default the caller did not choose.
@@ -26,6 +56,7 @@ pub struct ClaimRules<'a> {
     pub access_token: Option<&'a str>,
     pub now: UnixTime,
     pub skew: u64,
+    pub token_use: TokenUse,
 }
 
 /// The registered claims after checking, plus the whole claim set for headers and rules.
@@ -195,6 +226,7 @@ mod tests {
             access_token: None,
             now: NOW,
             skew: 60,
+            token_use: TokenUse::Bearer,
         };
         rules_patch(&mut rules);
         let Value::Object(map) = claims else { panic!("object") };
@@ -259,6 +291,40 @@ mod tests {
         ];
         for (name, patch, want) in cases {
             assert_eq!(run(patched(patch), |_| {}), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn token_kinds() {
+        let plain = Map::new();
+        let mut event = Map::new();
+        event.insert("events".into(), json!({"https://schemas.openid.net/secevent/risc/event-type/account-disabled": {}}));
+        let cases: Vec<(Option<&str>, &Map<String, Value>, TokenUse, bool)> = vec![
+            (None, &plain, TokenUse::IdToken, true),
+            (Some("JWT"), &plain, TokenUse::IdToken, true),
+            (Some("application/jwt"), &plain, TokenUse::IdToken, true),
+            (Some("JOSE"), &plain, TokenUse::IdToken, true),
+            (Some("at+jwt"), &plain, TokenUse::IdToken, false),
+            (Some("application/at+jwt"), &plain, TokenUse::IdToken, false),
+            (Some("logout+jwt"), &plain, TokenUse::IdToken, false),
+            (Some(""), &plain, TokenUse::IdToken, false),
+            (Some("application/"), &plain, TokenUse::IdToken, false),
+            (None, &event, TokenUse::IdToken, false),
+            (None, &plain, TokenUse::Bearer, true),
+            (Some("jwt"), &plain, TokenUse::Bearer, true),
+            (Some("at+jwt"), &plain, TokenUse::Bearer, true),
+            (Some("APPLICATION/AT+JWT"), &plain, TokenUse::Bearer, true),
+            (Some("logout+jwt"), &plain, TokenUse::Bearer, false),
+            (Some("secevent+jwt"), &plain, TokenUse::Bearer, false),
+            (Some("dpop+jwt"), &plain, TokenUse::Bearer, false),
+            (Some("at+jwt "), &plain, TokenUse::Bearer, false),
+            (Some("applicationXat+jwt"), &plain, TokenUse::Bearer, false),
+            (Some("é"), &plain, TokenUse::Bearer, false),
+            (Some("JWT"), &event, TokenUse::Bearer, false),
+        ];
+        for (typ, claims, token_use, ok) in cases {
+            let want = if ok { Ok(()) } else { Err(Reason::TokenKindRefused) };
+            assert_eq!(check_kind(typ, claims, token_use), want, "{typ:?} {token_use:?} events={}", claims.contains_key("events"));
         }
     }
 

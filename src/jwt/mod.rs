@@ -10,7 +10,7 @@ use crate::b64;
 use crate::error::Reason;
 use crate::jwks::KeySet;
 
-pub use claims::{ClaimRules, Claims};
+pub use claims::{ClaimRules, Claims, TokenUse};
 
 /// Signature algorithms oidc-edge can verify. HMAC is deliberately absent: a relying party
 /// must never verify with a key the token's sender could also hold (RFC 8725 3.1).
@@ -180,7 +180,7 @@ pub struct Validated {
 }
 
 /// The whole check, in the order that keeps attacks cheap: shape and header, algorithm
-/// allowlist, the claims that need no key (issuer, time, audience), then key selection and
+/// allowlist, the kind of token (`typ`, `events`), the claims that need no key (issuer, time, audience), then key selection and
 /// signature, then the claims bound to this login (nonce). An unknown `kid` is reported as
 /// `KidUnknown` only after the cheap checks passed, so only plausible tokens can ask for a
 /// JWKS refetch.
@@ -189,6 +189,7 @@ pub fn validate(token: &str, keys: &KeySet, rules: &ClaimRules<'_>, allowed: &[A
     if !allowed.contains(&jwt.header.alg) {
         return Err(Reason::AlgNotAllowed);
     }
+    claims::check_kind(jwt.header.typ.as_deref(), &jwt.claims, rules.token_use)?;
     let claims = claims::check_before_signature(&jwt.claims, rules)?;
     let candidates = keys.candidates(jwt.header.kid.as_deref(), jwt.header.alg)?;
     let mut verified = false;

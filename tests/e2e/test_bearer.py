@@ -251,6 +251,16 @@ def test_crit_refused(bs, crit):
     assert_refused(bs, token, {"crit_unsupported"})
 
 
+def test_other_kinds_of_jwt_from_the_idp_refused(bs):
+    """RFC 8725 3.11-3.12: a back-channel logout token (or any security event token) the
+    IdP signed for this client never passes as a bearer token; RFC 9068 access tokens do."""
+    assert_accepted(bs, mint_token(fresh(bs), header_overrides={"typ": "at+jwt"}))
+    events = {"http://schemas.openid.net/event/backchannel-logout": {}}
+    assert_refused(bs, mint_token(fresh(bs, events=events), header_overrides={"typ": "logout+jwt"}), {"token_kind_refused"})
+    assert_refused(bs, mint_token(fresh(bs, events=events)), {"token_kind_refused"})
+    assert_refused(bs, mint_token(fresh(bs), header_overrides={"typ": "secevent+jwt"}), {"token_kind_refused"})
+
+
 def test_expired_beyond_skew_refused(bs):
     now = int(time.time())
     assert_refused(bs, mint_token(fresh(bs, iat=now - 900, exp=now - 300)), {"expired"})

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 /// for bearer tokens): the verdict oidc-edge gives a vector's token.
 pub fn validate_all_algs(token: &str, keys: &oidc_edge::jwks::KeySet, issuers: &[String], audiences: &[String], now: u64, skew: u64) -> Result<(), Reason> {
     use oidc_edge::jwt::{self, Alg, ClaimRules};
-    let rules = ClaimRules { issuers, audiences, authorized_party: None, require_iat: false, nonce: None, access_token: None, now, skew };
+    let rules = ClaimRules { issuers, audiences, authorized_party: None, require_iat: false, nonce: None, access_token: None, now, skew, token_use: oidc_edge::jwt::TokenUse::Bearer };
     jwt::validate(token, keys, &rules, &Alg::ALL, oidc_edge::flow::MAX_TOKEN_BYTES).map(|_| ())
 }
 
