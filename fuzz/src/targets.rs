@@ -697,8 +697,9 @@ fn split_answers<'a>(data: &'a [u8], sep: &[u8], max: usize) -> Vec<&'a [u8]> {
 /// sent, and the filter's cookies never do; every header written is free of CR, LF and
 /// NUL, every `Set-Cookie` names one of the filter's own cookies; redirects go to the IdP
 /// or a same-origin path; calls go to the IdP's token or userinfo endpoint; a wait is for
-/// a provider whose refetch was asked for; a released request never calls out or waits
-/// again (the shell cannot do either then); and the same request again, answered from
+/// a provider whose refetch was asked for (or, polling, for another request's refresh); a
+/// released request never calls out, nor waits for keys again (the shell cannot do either
+/// then); and the same request again, answered from
 /// the verdict cache, is decided the same.
 pub fn flow(data: &[u8]) {
     let _ = flow_trace(data);
@@ -746,6 +747,14 @@ pub fn flow_trace(data: &[u8]) -> Vec<Step> {
                 events.clear();
                 released = false;
                 world.step(now, &mut entropy, &mut events, |e, cx| e.on_call_response(pending, answer.as_ref(), cx))
+            }
+            Decision::Wait(wait) if wait.poll => {
+                // Waiting for another request's refresh: with no other request here, nothing
+                // comes; the request is released when its wait runs out.
+                now = now.max(wait.deadline);
+                events.clear();
+                released = true;
+                world.step(now, &mut entropy, &mut events, |e, cx| e.on_keys(wait.pending, cx))
             }
             Decision::Wait(wait) => {
                 // The root context's tick: the unknown-kid refetch, if this VM gets the lease.
@@ -907,12 +916,16 @@ fn check_decision(world: &World, req: &RequestView, decision: &Decision, events:
             check_headers(&call.headers);
         }
         Decision::Wait(w) => {
-            assert!(!released, "a request released after a wait waits again");
-            assert!(events.contains(&Event::KidRefetchRequested), "a wait nobody asked a refetch for: {events:?}");
             let view = world.views.get(w.provider).expect("a wait for a provider that does not exist");
             assert_eq!(w.generation, view.generation, "a wait for keys it already has");
             assert!(w.deadline > now, "a wait that is already over");
-            assert!(matches!(w.pending, Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::Bearer(_)), "a wait for a call: {:?}", w.pending);
+            if w.poll {
+                assert!(matches!(w.pending, Pending::SharedRefresh(_)), "a polling wait for keys: {:?}", w.pending);
+            } else {
+                assert!(!released, "a request released after a key wait waits again");
+                assert!(events.contains(&Event::KidRefetchRequested), "a wait nobody asked a refetch for: {events:?}");
+                assert!(matches!(w.pending, Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::Bearer(_)), "a wait for a call: {:?}", w.pending);
+            }
         }
     }
 }

@@ -137,7 +137,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
             if request_refetch(rp, provider_index, cx) {
                 let deadline = provider.wait_deadline(now);
                 let parked = Parked { profile: rp.index, request: req.clone() };
-                Outcome::Decided(Decision::Wait(Wait { provider: provider_index, generation, deadline, pending: Pending::Bearer(Box::new(parked)) }))
+                Outcome::Decided(Decision::Wait(Wait { provider: provider_index, generation, deadline, poll: false, pending: Pending::Bearer(Box::new(parked)) }))
             } else {
                 reject(Reason::KidUnknown, cx)
             }

@@ -262,7 +262,7 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
             let generation = view.generation;
             if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
                 let deadline = rp.provider.wait_deadline(cx.now);
-                return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, pending: Pending::LoginKeys(Box::new(fin)) });
+                return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::LoginKeys(Box::new(fin)) });
             }
             return fail_exchange(cx, &fin.exchange, 401, Reason::KidUnknown, "unknown kid and the refetch cooldown is running");
         }

@@ -56,6 +56,9 @@ pub struct Wait {
     /// The key-set generation when the wait began: a different one means new keys.
     pub generation: u64,
     pub deadline: UnixTime,
+    /// Decide again on every tick, not only on new keys or at the deadline: the request
+    /// waits for a refresh another request is making (`Pending::SharedRefresh`).
+    pub poll: bool,
     pub pending: Pending,
 }
 
@@ -117,6 +120,9 @@ pub enum Pending {
     LoginKeys(Box<login::Finishing>),
     Refresh(Box<session::Refreshing>),
     RefreshKeys(Box<session::Refreshing>),
+    /// A request whose token has expired, waiting for the result of the refresh another
+    /// request of the same session is making with the same refresh token.
+    SharedRefresh(Box<session::Refreshing>),
     Bearer(Box<bearer::Parked>),
 }
 
@@ -338,7 +344,7 @@ impl Engine {
             Pending::CodeExchange(ex) => self.with_rp(ex.profile, cx, |rp, cx| login::on_token_response(rp, *ex, response, cx)),
             Pending::Userinfo(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::on_userinfo(rp, *fin, response, cx)),
             Pending::Refresh(r) => self.with_rp(r.profile, cx, |rp, cx| session::on_refresh_response(rp, *r, response, cx)),
-            Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::Bearer(_) => {
+            Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::SharedRefresh(_) | Pending::Bearer(_) => {
                 Decision::Respond(pages::login_failed(500, Reason::Internal, "An internal error occurred."))
             }
         }
@@ -351,6 +357,7 @@ impl Engine {
         match pending {
             Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
             Pending::RefreshKeys(r) => self.with_rp(r.profile, cx, |rp, cx| session::validate_refresh(rp, *r, cx, false)),
+            Pending::SharedRefresh(r) => self.with_rp(r.profile, cx, |rp, cx| session::take_shared_refresh(rp, *r, cx)),
             Pending::Bearer(parked) => {
                 let index = parked.profile;
                 let Some(rp) = self.rp(index) else {

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::cache::{self, Verdict};
 use super::identity::Identity;
@@ -36,6 +37,8 @@ pub struct Refreshing {
     old_cookies: Vec<String>,
     cache_key: cache::Key,
     tokens: Option<token::Tokens>,
+    /// When the proxy-wide lease on the session's refresh token ends.
+    lease_until: UnixTime,
 }
 
 /// The claims a session stands for: its ID token's payload (sealed with the session, so
@@ -125,10 +128,8 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
             // take a second use as theft and revoke the whole grant (RFC 9700 4.14.2), so a
             // page's parallel requests must not all refresh with the same one.
             let lease_until = after(rp.provider.wait_deadline(now), 1);
-            let elsewhere = token_live && !callback::redeem(cx.store, &refresh_lease_key(rp), &refresh_token, now, lease_until);
-            if !elsewhere {
-                let client = rp.token_client(cx);
-                let call = token::refresh(&client, &endpoint, &refresh_token);
+            let granted = callback::redeem(cx.store, &refresh_lease_key(rp), &refresh_token, now, lease_until);
+            if granted || !token_live {
                 let refreshing = Refreshing {
                     profile: rp.index,
                     request: Box::new(req.clone()),
@@ -138,7 +139,15 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
                     old_cookies: cookies::session_cookie_names(cookies, &names.session),
                     cache_key: key,
                     tokens: None,
+                    lease_until,
                 };
+                if !granted {
+                    // The token has expired and another request holds the refresh token:
+                    // wait for its result rather than use the refresh token a second time.
+                    return Outcome::Decided(take_shared_refresh(rp, refreshing, cx));
+                }
+                let client = rp.token_client(cx);
+                let call = token::refresh(&client, &endpoint, &refresh_token);
                 return Outcome::Decided(Decision::Call(call, Pending::Refresh(Box::new(refreshing))));
             }
         }
@@ -154,6 +163,87 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
 /// The proxy-wide record of refresh tokens being used or used up (see `check`).
 fn refresh_lease_key(rp: &Rp<'_>) -> String {
     format!("oidc-edge/{}/refresh-tokens", rp.provider.namespace)
+}
+
+/// How long a refresh's result stays readable by the session's other requests.
+const SHARED_RESULT_SECS: u64 = 30;
+/// Results are kept in this many shared-data slots, proxy-wide, so memory stays bounded;
+/// a slot taken over by another session's refresh only makes a waiter give up at its deadline.
+const SHARED_RESULT_SLOTS: u8 = 32;
+
+/// A refreshed session, sealed as in its cookie, for the requests that waited for it.
+/// Stored as four lines (all four values are single-line, base64url or a cookie name).
+struct SharedResult {
+    /// SHA-256 of the refresh token that was used (`refresh_id`).
+    id: String,
+    until: UnixTime,
+    /// The cookie name it is sealed for (the name is bound into the seal).
+    cookie: String,
+    sealed: String,
+}
+
+impl SharedResult {
+    fn encode(&self) -> String {
+        format!("{}\n{}\n{}\n{}", self.id, self.until, self.cookie, self.sealed)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<SharedResult> {
+        let mut lines = std::str::from_utf8(bytes).ok()?.split('\n');
+        let (id, until, cookie, sealed) = (lines.next()?, lines.next()?, lines.next()?, lines.next()?);
+        Some(SharedResult { id: id.into(), until: until.parse().ok()?, cookie: cookie.into(), sealed: sealed.into() })
+    }
+}
+
+fn refresh_id(refresh_token: &str) -> String {
+    b64::url_encode(&Sha256::digest(refresh_token.as_bytes()))
+}
+
+fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
+    let slot = id.as_bytes().first().copied().unwrap_or(0) % SHARED_RESULT_SLOTS;
+    format!("oidc-edge/{}/refreshed/{slot}", rp.provider.namespace)
+}
+
+/// Leaves the refreshed session where the requests that waited for it find it.
+fn publish_refresh(rp: &Rp<'_>, used: &str, cookie: &str, sealed: &str, cx: &mut Context<'_>) {
+    let id = refresh_id(used);
+    let key = shared_result_key(rp, &id);
+    let result = SharedResult { id, until: after(cx.now, SHARED_RESULT_SECS), cookie: cookie.to_string(), sealed: sealed.to_string() };
+    // Last writer wins: a lost result only makes a waiter give up at its deadline.
+    let _ = cx.store.set(&key, result.encode().as_bytes(), None);
+}
+
+/// The session another request refreshed with `refresh_token`, if it is there and usable.
+fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Session> {
+    let id = refresh_id(refresh_token);
+    let (bytes, _) = cx.store.get(&shared_result_key(rp, &id))?;
+    let result = SharedResult::decode(&bytes)?;
+    if result.id != id || cx.now >= result.until {
+        return None;
+    }
+    let session = rp.open_session(&result.cookie, &result.sealed)?;
+    (session.iss == rp.provider.issuer && cx.now < session.token_exp && cx.now < session.expires).then_some(session)
+}
+
+/// A request whose token has expired while another request refreshes with the same
+/// refresh token: it goes on with that refresh's result (and takes the new cookies home),
+/// waits for it, or, once the lease has run out without one, is treated as expired.
+pub fn take_shared_refresh(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision {
+    let refreshed = r.session.refresh_token.as_deref().and_then(|rt| shared_result(rp, rt, cx));
+    if let Some(session) = refreshed {
+        let Some((_, set_cookies)) = seal_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+            return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
+        };
+        rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+        cx.events.push(Event::SessionAccepted);
+        let identity = identity_of(&session, rp);
+        return with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies);
+    }
+    if cx.now < r.lease_until {
+        let generation = rp.view(cx).map(|v| v.generation).unwrap_or_default();
+        let deadline = r.lease_until;
+        return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: true, pending: Pending::SharedRefresh(Box::new(r)) });
+    }
+    refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token gave no result", cx)
 }
 
 /// A cookie rides along with any request the browser makes, including a WebSocket opened
@@ -181,6 +271,11 @@ fn authorization(rp: &Rp<'_>, session: &Session) -> Authorization {
 /// Seals `session` into cookies under `name` and expires the request's old session
 /// cookies that are not rewritten (a smaller session leaves no stale chunks behind).
 pub fn write_cookies(rp: &Rp<'_>, session: &Session, name: &str, old: &[String], attrs: &Attributes, cx: &mut Context<'_>) -> Option<Vec<String>> {
+    seal_cookies(rp, session, name, old, attrs, cx).map(|(_, set_cookies)| set_cookies)
+}
+
+/// `write_cookies`, also giving the sealed value that the cookies carry.
+fn seal_cookies(rp: &Rp<'_>, session: &Session, name: &str, old: &[String], attrs: &Attributes, cx: &mut Context<'_>) -> Option<(String, Vec<String>)> {
     let sealed = rp.seal_session(name, session, cx)?;
     let parts = cookies::split(name, &sealed)?;
     let max_age = session.expires.saturating_sub(cx.now);
@@ -193,7 +288,24 @@ pub fn write_cookies(rp: &Rp<'_>, session: &Session, name: &str, old: &[String],
     for (n, v) in &parts {
         out.push(cookies::set_cookie(n, v, attrs, Some(max_age)));
     }
-    Some(out)
+    Some((sealed, out))
+}
+
+/// The re-sealed session's cookies go back on the answer, whether it forwards or (refused
+/// by `require`) answers locally.
+fn with_cookies(decision: Decision, set_cookies: Vec<String>) -> Decision {
+    let headers = set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c));
+    match decision {
+        Decision::Forward(mut fwd) => {
+            fwd.response_headers.extend(headers);
+            Decision::Forward(fwd)
+        }
+        Decision::Respond(mut resp) => {
+            resp.headers.extend(headers);
+            Decision::Respond(resp)
+        }
+        other => other,
+    }
 }
 
 /// A refresh failed. A token that is still valid keeps working (an IdP outage must not
@@ -266,7 +378,7 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
                 if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
                     let deadline = rp.provider.wait_deadline(cx.now);
                     r.tokens = Some(tokens);
-                    return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, pending: Pending::RefreshKeys(Box::new(r)) });
+                    return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::RefreshKeys(Box::new(r)) });
                 }
                 return refresh_failed(rp, r, Reason::KidUnknown, "unknown kid during the refresh cooldown", cx);
             }
@@ -284,9 +396,12 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
     if cx.now >= session.token_exp {
         return refresh_failed(rp, r, Reason::Expired, "the refresh did not yield a token that is still valid", cx);
     }
-    let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+    let Some((sealed, set_cookies)) = seal_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
         return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
     };
+    if let Some(used) = r.session.refresh_token.as_deref() {
+        publish_refresh(rp, used, &r.session_name, &sealed, cx);
+    }
     // A rotated refresh token is used up: requests still carrying the old cookies go on
     // with the old token while it is valid instead of using it again.
     if let Some(old) = r.session.refresh_token.as_deref().filter(|old| session.refresh_token.as_deref() != Some(*old)) {
@@ -296,18 +411,7 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
     rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
     cx.events.push(Event::SessionRefreshed);
     let identity = identity_of(&session, rp);
-    match rp.forward(&r.request, &identity, authorization(rp, &session), cx) {
-        Decision::Forward(mut fwd) => {
-            fwd.response_headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
-            Decision::Forward(fwd)
-        }
-        Decision::Respond(mut resp) => {
-            // Refused by `require`: still keep the refreshed session.
-            resp.headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
-            Decision::Respond(resp)
-        }
-        other => other,
-    }
+    with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies)
 }
 
 /// Opens the session for logout: an expired one still names the user (`id_token_hint`).

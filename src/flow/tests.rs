@@ -832,8 +832,10 @@ fn refresh_before_expiry() {
     let f = forward(w.respond(pending, &token_response(&wrong, None)));
     assert!(f.add_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
 
-    // Expired and the refresh fails: a new login for browsers, 401 for API clients.
+    // Expired and the refresh fails: a new login for browsers, 401 for API clients (each
+    // after the previous attempt's lease on the refresh token has run out).
     for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {
+        w.now += 10;
         let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &hdrs)));
         let Decision::Call(_, pending) = d else { panic!() };
         let refused = CallResponse { status: 400, headers: vec![], body: br#"{"error":"invalid_grant"}"#.to_vec() };
@@ -885,6 +887,66 @@ fn one_refresh_per_refresh_token() {
     let d = w.request(&req_owned("GET", "/h", &with_cookies(&fresh, &api)));
     let Decision::Call(call, _) = d else { panic!("expected a refresh with rt-2, got {d:?}") };
     assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-2"));
+}
+
+/// A session whose token has already expired: a page's parallel requests would all need
+/// a refresh. One refreshes; the others wait for its result instead of using the refresh
+/// token a second time (which a rotating IdP answers by revoking the grant).
+#[test]
+fn expired_tokens_share_one_refresh() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), Some("rt-1"));
+    let api = [("accept", "application/json")];
+    w.now += 301; // the ID token (exp = login + 300) has expired
+    let d = w.request(&req_owned("GET", "/a", &with_cookies(&session, &api)));
+    let Decision::Call(call, first) = d else { panic!("expected a refresh, got {d:?}") };
+    assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-1"));
+    let d = w.request(&req_owned("GET", "/b", &with_cookies(&session, &api)));
+    let Decision::Wait(wait) = d else { panic!("expected a wait for the other refresh, got {d:?}") };
+    assert!(wait.poll);
+    // A tick before the refresh has answered: still waiting.
+    let d = w.step(|e, cx| e.on_keys(wait.pending, cx));
+    let Decision::Wait(wait) = d else { panic!("expected to wait on, got {d:?}") };
+
+    let new_id = w.id_token("ignored", json!({"nonce": null}));
+    let f = forward(w.respond(first, &token_response(&new_id, Some("rt-2"))));
+    assert!(!set_cookies(&f.response_headers).is_empty());
+    // The next tick: the waiter goes on with the refreshed session and takes its cookies home.
+    let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))), "{f:?}");
+    let theirs: Vec<(String, String)> = set_cookies(&f.response_headers).into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(!theirs.is_empty(), "{f:?}");
+    // A request still carrying the old cookies, just after: the result at once, no refresh.
+    let f = forward(w.request(&req_owned("GET", "/c", &with_cookies(&session, &api))));
+    assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))), "{f:?}");
+    assert_eq!(w.events.iter().filter(|e| **e == Event::SessionRefreshed).count(), 1);
+    // The waiter's new cookies hold the rotated refresh token: their next refresh uses rt-2.
+    w.now += 250;
+    let d = w.request(&req_owned("GET", "/d", &with_cookies(&theirs, &api)));
+    let Decision::Call(call, _) = d else { panic!("expected a refresh with rt-2, got {d:?}") };
+    assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-2"));
+}
+
+#[test]
+fn a_request_waiting_for_another_refresh_gives_up_when_it_fails() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), Some("rt-1"));
+    w.now += 301;
+    let api = [("accept", "application/json")];
+    let Decision::Call(_, first) = w.request(&req_owned("GET", "/a", &with_cookies(&session, &api))) else { panic!() };
+    let Decision::Wait(wait) = w.request(&req_owned("GET", "/b", &with_cookies(&session, &api))) else { panic!() };
+    let down = CallResponse { status: 503, headers: vec![], body: b"upstream connect error".to_vec() };
+    assert_eq!(respond(w.respond(first, &down)).status, 401);
+    // Nothing to take; at the end of the lease the waiter is answered like an expired
+    // session (401 here, a login for a browser), never sent upstream, never refreshing.
+    let d = w.step(|e, cx| e.on_keys(wait.pending, cx));
+    let Decision::Wait(wait) = d else { panic!("expected to wait on, got {d:?}") };
+    w.now = wait.deadline;
+    assert_eq!(respond(w.step(|e, cx| e.on_keys(wait.pending, cx))).status, 401);
+    assert!(w.events.contains(&Event::RefreshFailed(Reason::SessionExpired)), "{:?}", w.events);
+    // With the lease over, the session's next request tries the refresh again itself.
+    let d = w.request(&req_owned("GET", "/c", &with_cookies(&session, &api)));
+    assert!(matches!(d, Decision::Call(..)), "{d:?}");
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn pending_cluster(engine: &Engine, pending: &Pending) -> Option<String> {
     let profile = match pending {
         Pending::CodeExchange(ex) => ex.profile,
         Pending::Userinfo(f) | Pending::LoginKeys(f) => f.exchange.profile,
-        Pending::Refresh(r) | Pending::RefreshKeys(r) => r.profile,
+        Pending::Refresh(r) | Pending::RefreshKeys(r) | Pending::SharedRefresh(r) => r.profile,
         Pending::Bearer(b) => b.profile,
     };
     let provider = engine.settings.profiles.get(profile)?.provider;

@@ -53,7 +53,8 @@ impl Root {
         }
     }
 
-    /// Requests waiting for keys: decide those whose provider has new keys or whose wait ran out.
+    /// Waiting requests: decide those whose provider has new keys, whose wait ran out, or
+    /// which look again on every tick (a refresh made by another request).
     fn release_parked(&self, shared: &Shared) {
         let now = host::now();
         let due: Vec<(u32, crate::flow::Wait)> = {
@@ -61,7 +62,7 @@ impl Root {
             let Ok(views) = shared.views.try_borrow() else { return };
             let ids: Vec<u32> = parked
                 .iter()
-                .filter(|(_, w)| now >= w.deadline || views.get(w.provider).is_some_and(|v| v.generation != w.generation))
+                .filter(|(_, w)| w.poll || now >= w.deadline || views.get(w.provider).is_some_and(|v| v.generation != w.generation))
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter().filter_map(|id| parked.remove(&id).map(|w| (id, w))).collect()

@@ -207,9 +207,12 @@ def refresh_stack():
 @pytest.fixture(scope="module")
 def expiring_session(refresh_stack):
     """A session made now and left alone until the last test of the module,
-    which waits once for its token to expire."""
+    which waits once for its token to expire (a second one, bert's, is
+    for the parallel requests of a session whose token has expired)."""
     r, echo = logged_in(refresh_stack, "erin")
-    return {"cookies": filter_cookies(r.session), "exp": jwt_payload(forwarded_token(echo))["exp"]}
+    burst, _ = logged_in(refresh_stack, "bert")
+    return {"cookies": filter_cookies(r.session), "exp": jwt_payload(forwarded_token(echo))["exp"],
+            "burst_cookies": filter_cookies(burst.session)}
 
 
 @pytest.fixture(scope="module")
@@ -649,3 +652,42 @@ def test_expired_token_with_failing_refresh_never_reaches_upstream(refresh_stack
         assert s.upstream_count() == before
     finally:
         s.idp_fault("token", "ok")
+
+
+def test_parallel_requests_after_expiry_share_one_refresh(refresh_stack, expiring_session):
+    """A page's parallel requests after the token has expired (an idle tab coming
+    back): one request refreshes; the others wait for its result rather than use
+    the refresh token again, which this IdP (like Auth0, Okta, Keycloak with
+    refresh token revocation) answers by revoking the whole grant. All get
+    through, the IdP sees one refresh grant, and the session's next refresh works."""
+    import threading
+
+    s = refresh_stack
+    wait_until(expiring_session["exp"] + 1)
+    s.idp_stats_reset()
+    cookies = expiring_session["burst_cookies"]
+    replies: list = [None] * 4
+
+    def fetch(i: int) -> None:
+        replies[i] = get(s, f"/burst/{i}", cookies, browser=False)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in replies] == [200] * 4, [(r.status_code, r.text[:200]) for r in replies]
+    tokens = {jwt_payload(forwarded_token(forwarded(r)))["iat"] for r in replies}
+    assert len(tokens) == 1, f"the requests went on with different tokens: {tokens}"
+    assert all(created_cookies(r, PREFIX) for r in replies), "every request takes the refreshed cookies home"
+    assert s.idp_stats().get("/token", 0) == 1, s.idp_stats()
+
+    # The grant is intact: the refreshed session refreshes again once it is due.
+    fresh = {c.name: c.value for c in created_cookies(replies[0], PREFIX)}
+    new = jwt_payload(forwarded_token(forwarded(replies[0])))
+    wait_until(new["iat"] + (TTL - 60) + 1)
+    later = get(s, "/burst/later", fresh, browser=False)
+    assert later.status_code == 200, (later.status_code, later.text[:300])
+    assert created_cookies(later, PREFIX), "no refresh after the burst"
+    assert jwt_payload(forwarded_token(forwarded(later)))["iat"] > new["iat"]
+    assert s.idp_stats().get("/token", 0) == 2, s.idp_stats()
