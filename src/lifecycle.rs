@@ -74,10 +74,17 @@ impl Refresher<'_> {
     /// Decides whether this VM should fetch something now, and takes the lease if so.
     pub fn poll(&self, store: &mut dyn SharedStore, now: UnixTime) -> Option<Plan> {
         let (snap, _) = provider::read(store, self.keys);
-        let (target, trigger) = self.due(&snap, now)?;
+        self.due(&snap, now)?;
         if !self.acquire(store, now) {
             return None;
         }
+        // Another VM may have completed this very fetch between the read above and the
+        // lease: decide again from what is stored now that nobody else can be fetching.
+        let (snap, _) = provider::read(store, self.keys);
+        let Some((target, trigger)) = self.due(&snap, now) else {
+            self.release(store);
+            return None;
+        };
         let endpoint = match target {
             Target::Discovery => self.provider.discovery.clone()?,
             Target::Jwks => self.jwks_endpoint(&snap)?,
@@ -402,6 +409,45 @@ mod tests {
 
     fn refresher<'a>(s: &'a ProviderConfig, k: &'a Keys, me: &'a str) -> Refresher<'a> {
         Refresher { provider: s, keys: k, me }
+    }
+
+    /// A store in which another VM's whole fetch happens at the moment this VM looks at
+    /// the lease (after it read the snapshot): the interleaving of two workers' ticks.
+    struct RacingStore<'a> {
+        inner: std::cell::RefCell<MemoryStore>,
+        lease_key: String,
+        race: std::cell::RefCell<Option<Box<dyn FnOnce(&mut MemoryStore) + 'a>>>,
+    }
+
+    impl SharedStore for RacingStore<'_> {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            if key == self.lease_key {
+                if let Some(race) = self.race.borrow_mut().take() {
+                    race(&mut self.inner.borrow_mut());
+                }
+            }
+            self.inner.borrow().get(key)
+        }
+
+        fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), crate::store::CasMismatch> {
+            self.inner.borrow_mut().set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn a_fetch_another_vm_just_completed_is_not_made_again() {
+        let s = settings();
+        let k = Keys::new("t");
+        let other = refresher(&s, &k, "vm-a");
+        let race = move |store: &mut MemoryStore| {
+            let plan = other.poll(store, 100).unwrap();
+            assert_eq!(plan.target, Target::Discovery);
+            assert!(other.complete(store, &plan, Some(&ok(discovery_body())), 100, 0).succeeded());
+        };
+        let mut store = RacingStore { inner: Default::default(), lease_key: k.lease.clone(), race: std::cell::RefCell::new(Some(Box::new(race))) };
+        // vm-b saw no discovery document; by the time it holds the lease, vm-a has stored one.
+        let plan = refresher(&s, &k, "vm-b").poll(&mut store, 100).expect("the JWKS is due next");
+        assert_eq!(plan.target, Target::Jwks, "the discovery document was fetched twice");
     }
 
     #[test]
