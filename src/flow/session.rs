@@ -230,7 +230,7 @@ fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<S
 pub fn take_shared_refresh(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision {
     let refreshed = r.session.refresh_token.as_deref().and_then(|rt| shared_result(rp, rt, cx));
     if let Some(session) = refreshed {
-        let Some((_, set_cookies)) = seal_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+        let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
             return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
         };
         rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
