@@ -39,6 +39,8 @@ pub struct Refreshing {
     tokens: Option<token::Tokens>,
     /// When the proxy-wide lease on the session's refresh token ends.
     lease_until: UnixTime,
+    /// This request holds that lease (it refreshes; the others wait for its result).
+    holds_lease: bool,
 }
 
 /// The claims a session stands for: its ID token's payload (sealed with the session, so
@@ -140,6 +142,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
                     cache_key: key,
                     tokens: None,
                     lease_until,
+                    holds_lease: granted,
                 };
                 if !granted {
                     // The token has expired and another request holds the refresh token:
@@ -171,8 +174,9 @@ const SHARED_RESULT_SECS: u64 = 30;
 /// a slot taken over by another session's refresh only makes a waiter give up at its deadline.
 const SHARED_RESULT_SLOTS: u8 = 32;
 
-/// A refreshed session, sealed as in its cookie, for the requests that waited for it.
-/// Stored as four lines (all four values are single-line, base64url or a cookie name).
+/// A refreshed session, sealed as in its cookie, for the requests that waited for it; an
+/// empty `sealed` says the refresh failed. Stored as four lines (all four values are
+/// single-line: base64url, a number or a cookie name).
 struct SharedResult {
     /// SHA-256 of the refresh token that was used (`refresh_id`).
     id: String,
@@ -203,33 +207,46 @@ fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
     format!("oidc-edge/{}/refreshed/{slot}", rp.provider.namespace)
 }
 
-/// Leaves the refreshed session where the requests that waited for it find it.
-fn publish_refresh(rp: &Rp<'_>, used: &str, cookie: &str, sealed: &str, cx: &mut Context<'_>) {
+/// Leaves the outcome of a refresh with `used` where the requests waiting for it find it:
+/// the re-sealed session (`sealed`), or an empty `sealed` for a failure.
+fn publish_refresh(rp: &Rp<'_>, used: &str, until: UnixTime, cookie: &str, sealed: &str, cx: &mut Context<'_>) {
     let id = refresh_id(used);
     let key = shared_result_key(rp, &id);
-    let result = SharedResult { id, until: after(cx.now, SHARED_RESULT_SECS), cookie: cookie.to_string(), sealed: sealed.to_string() };
+    let result = SharedResult { id, until, cookie: cookie.to_string(), sealed: sealed.to_string() };
     // Last writer wins: a lost result only makes a waiter give up at its deadline.
     let _ = cx.store.set(&key, result.encode().as_bytes(), None);
 }
 
-/// The session another request refreshed with `refresh_token`, if it is there and usable.
-fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Session> {
+/// What another request's refresh with the same refresh token came to.
+enum Shared {
+    Refreshed(Session),
+    Failed,
+}
+
+fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Shared> {
     let id = refresh_id(refresh_token);
     let (bytes, _) = cx.store.get(&shared_result_key(rp, &id))?;
     let result = SharedResult::decode(&bytes)?;
     if result.id != id || cx.now >= result.until {
         return None;
     }
+    if result.sealed.is_empty() {
+        return Some(Shared::Failed);
+    }
     let session = rp.open_session(&result.cookie, &result.sealed)?;
-    (session.iss == rp.provider.issuer && cx.now < session.token_exp && cx.now < session.expires).then_some(session)
+    let usable = session.iss == rp.provider.issuer && cx.now < session.token_exp && cx.now < session.expires;
+    usable.then_some(Shared::Refreshed(session))
 }
 
 /// A request whose token has expired while another request refreshes with the same
 /// refresh token: it goes on with that refresh's result (and takes the new cookies home),
 /// waits for it, or, once the lease has run out without one, is treated as expired.
 pub fn take_shared_refresh(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision {
-    let refreshed = r.session.refresh_token.as_deref().and_then(|rt| shared_result(rp, rt, cx));
-    if let Some(session) = refreshed {
+    let shared = r.session.refresh_token.as_deref().and_then(|rt| shared_result(rp, rt, cx));
+    if let Some(Shared::Failed) = shared {
+        return refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token failed", cx);
+    }
+    if let Some(Shared::Refreshed(session)) = shared {
         let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
             return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
         };
@@ -314,6 +331,11 @@ fn with_cookies(decision: Decision, set_cookies: Vec<String>) -> Decision {
 fn refresh_failed(rp: &Rp<'_>, r: Refreshing, reason: Reason, detail: &str, cx: &mut Context<'_>) -> Decision {
     log::warn!("oidc-edge: token refresh failed: {} ({detail})", reason.code());
     cx.events.push(Event::RefreshFailed(reason));
+    if let Some(used) = r.session.refresh_token.as_deref().filter(|_| r.holds_lease) {
+        // Requests waiting for this refresh give up now rather than at the end of the
+        // lease; a later attempt (after the lease) is not shadowed by this failure.
+        publish_refresh(rp, used, r.lease_until, "", "", cx);
+    }
     if cx.now < r.session.token_exp {
         let identity = identity_of(&r.session, rp);
         cx.events.push(Event::SessionAccepted);
@@ -400,7 +422,7 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
         return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
     };
     if let Some(used) = r.session.refresh_token.as_deref() {
-        publish_refresh(rp, used, &r.session_name, &sealed, cx);
+        publish_refresh(rp, used, after(cx.now, SHARED_RESULT_SECS), &r.session_name, &sealed, cx);
     }
     // A rotated refresh token is used up: requests still carrying the old cookies go on
     // with the old token while it is valid instead of using it again.

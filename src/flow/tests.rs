@@ -937,13 +937,20 @@ fn a_request_waiting_for_another_refresh_gives_up_when_it_fails() {
     let Decision::Wait(wait) = w.request(&req_owned("GET", "/b", &with_cookies(&session, &api))) else { panic!() };
     let down = CallResponse { status: 503, headers: vec![], body: b"upstream connect error".to_vec() };
     assert_eq!(respond(w.respond(first, &down)).status, 401);
-    // Nothing to take; at the end of the lease the waiter is answered like an expired
-    // session (401 here, a login for a browser), never sent upstream, never refreshing.
+    // At its next tick the waiter learns of the failure and is answered like an expired
+    // session (401 here, a login for a browser): never sent upstream, never refreshing.
+    assert_eq!(respond(w.step(|e, cx| e.on_keys(wait.pending, cx))).status, 401);
+    assert!(w.events.contains(&Event::RefreshFailed(Reason::SessionExpired)), "{:?}", w.events);
+
+    // A refresh that never answers (the holder's stream went away): the waiter gives up at
+    // the end of the lease.
+    w.now += 10;
+    let Decision::Call(_, _abandoned) = w.request(&req_owned("GET", "/a2", &with_cookies(&session, &api))) else { panic!() };
+    let Decision::Wait(wait) = w.request(&req_owned("GET", "/b2", &with_cookies(&session, &api))) else { panic!() };
     let d = w.step(|e, cx| e.on_keys(wait.pending, cx));
     let Decision::Wait(wait) = d else { panic!("expected to wait on, got {d:?}") };
     w.now = wait.deadline;
     assert_eq!(respond(w.step(|e, cx| e.on_keys(wait.pending, cx))).status, 401);
-    assert!(w.events.contains(&Event::RefreshFailed(Reason::SessionExpired)), "{:?}", w.events);
     // With the lease over, the session's next request tries the refresh again itself.
     let d = w.request(&req_owned("GET", "/c", &with_cookies(&session, &api)));
     assert!(matches!(d, Decision::Call(..)), "{d:?}");
