@@ -9,6 +9,7 @@ pub mod cache;
 pub mod identity;
 pub mod login;
 pub mod logout;
+pub mod refresh;
 pub mod session;
 
 use std::borrow::Cow;
@@ -118,11 +119,11 @@ pub enum Pending {
     CodeExchange(Box<login::Exchange>),
     Userinfo(Box<login::Finishing>),
     LoginKeys(Box<login::Finishing>),
-    Refresh(Box<session::Refreshing>),
-    RefreshKeys(Box<session::Refreshing>),
+    Refresh(Box<refresh::Refreshing>),
+    RefreshKeys(Box<refresh::Refreshing>),
     /// A request whose token has expired, waiting for the result of the refresh another
     /// request of the same session is making with the same refresh token.
-    SharedRefresh(Box<session::Refreshing>),
+    SharedRefresh(Box<refresh::Refreshing>),
     Bearer(Box<bearer::Parked>),
 }
 
@@ -343,7 +344,7 @@ impl Engine {
         match pending {
             Pending::CodeExchange(ex) => self.with_rp(ex.profile, cx, |rp, cx| login::on_token_response(rp, *ex, response, cx)),
             Pending::Userinfo(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::on_userinfo(rp, *fin, response, cx)),
-            Pending::Refresh(r) => self.with_rp(r.profile, cx, |rp, cx| session::on_refresh_response(rp, *r, response, cx)),
+            Pending::Refresh(r) => self.with_rp(r.profile, cx, |rp, cx| refresh::on_refresh_response(rp, *r, response, cx)),
             Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::SharedRefresh(_) | Pending::Bearer(_) => {
                 Decision::Respond(pages::login_failed(500, Reason::Internal, "An internal error occurred."))
             }
@@ -356,8 +357,8 @@ impl Engine {
     pub fn on_keys(&self, pending: Pending, cx: &mut Context<'_>) -> Decision {
         match pending {
             Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
-            Pending::RefreshKeys(r) => self.with_rp(r.profile, cx, |rp, cx| session::validate_refresh(rp, *r, cx, false)),
-            Pending::SharedRefresh(r) => self.with_rp(r.profile, cx, |rp, cx| session::take_shared_refresh(rp, *r, cx)),
+            Pending::RefreshKeys(r) => self.with_rp(r.profile, cx, |rp, cx| refresh::validate_refresh(rp, *r, cx, false)),
+            Pending::SharedRefresh(r) => self.with_rp(r.profile, cx, |rp, cx| refresh::take_shared(rp, *r, cx)),
             Pending::Bearer(parked) => {
                 let index = parked.profile;
                 let Some(rp) = self.rp(index) else {

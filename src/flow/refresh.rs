@@ -1,0 +1,285 @@
+//! Refreshing a session's tokens: one refresh grant per refresh token proxy-wide, the new ID token's checks (OIDC Core 12.2), and the result shared with the session's other requests.
+
+use sha2::{Digest, Sha256};
+
+use super::cache;
+use super::session::{authorization, identity_of, seal_cookies, with_cookies, write_cookies};
+use super::{login, Context, Decision, Event, Names, Pending, Rp, Wait};
+use crate::b64;
+use crate::config::ForwardToken;
+use crate::error::Reason;
+use crate::http::CallResponse;
+use crate::jwt::{self, ClaimRules, TokenUse};
+use crate::oidc::{callback, token};
+use crate::pages;
+use crate::request::{ClientKind, RequestView};
+use crate::session::cookies::Attributes;
+use crate::session::Session;
+use crate::time::{after, UnixTime};
+
+/// A refresh grant in flight for one request.
+#[derive(Debug)]
+pub struct Refreshing {
+    pub profile: usize,
+    request: Box<RequestView>,
+    session: Session,
+    session_name: String,
+    attrs: Attributes,
+    old_cookies: Vec<String>,
+    cache_key: cache::Key,
+    tokens: Option<token::Tokens>,
+    /// When the proxy-wide lease on the session's refresh token ends.
+    lease_until: UnixTime,
+    /// This request holds that lease (it refreshes; the others wait for its result).
+    holds_lease: bool,
+}
+
+/// Starts the refresh of `session`, due for this request, when it is this request's turn:
+/// `None` lets the request go on with its still-valid token.
+///
+/// While the token is still valid, one request per refresh token (proxy-wide) refreshes;
+/// the others go on with the token. IdPs that rotate refresh tokens take a second use as
+/// theft and revoke the whole grant (RFC 9700 4.14.2), so a page's parallel requests must
+/// not all refresh with the same one. Once the token has expired, the others wait for
+/// that one refresh's result (`take_shared`).
+pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, old_cookies: Vec<String>, cache_key: cache::Key, cx: &mut Context<'_>) -> Option<Decision> {
+    let endpoint = rp.view(cx).and_then(|v| v.metadata.as_ref()).map(|m| m.token_endpoint.clone())?;
+    let refresh_token = session.refresh_token.clone()?;
+    let now = cx.now;
+    let token_live = now < session.token_exp;
+    let lease_until = after(rp.provider.wait_deadline(now), 1);
+    let granted = callback::redeem(cx.store, &refresh_lease_key(rp), &refresh_token, now, lease_until);
+    if !granted && token_live {
+        return None;
+    }
+    let refreshing = Refreshing {
+        profile: rp.index,
+        request: Box::new(req.clone()),
+        session: session.clone(),
+        session_name: names.session.clone(),
+        attrs: names.attrs.clone(),
+        old_cookies,
+        cache_key,
+        tokens: None,
+        lease_until,
+        holds_lease: granted,
+    };
+    if !granted {
+        return Some(take_shared(rp, refreshing, cx));
+    }
+    let client = rp.token_client(cx);
+    let call = token::refresh(&client, &endpoint, &refresh_token);
+    Some(Decision::Call(call, Pending::Refresh(Box::new(refreshing))))
+}
+
+/// The proxy-wide record of refresh tokens being used or used up (see `begin`).
+fn refresh_lease_key(rp: &Rp<'_>) -> String {
+    format!("oidc-edge/{}/refresh-tokens", rp.provider.namespace)
+}
+
+/// How long a refresh's result stays readable by the session's other requests.
+const SHARED_RESULT_SECS: u64 = 30;
+/// Results are kept in this many shared-data slots, proxy-wide, so memory stays bounded;
+/// a slot taken over by another session's refresh only makes a waiter give up at its deadline.
+const SHARED_RESULT_SLOTS: u8 = 32;
+
+/// A refreshed session, sealed as in its cookie, for the requests that waited for it; an
+/// empty `sealed` says the refresh failed. Stored as four lines (all four values are
+/// single-line: base64url, a number or a cookie name).
+struct SharedResult {
+    /// SHA-256 of the refresh token that was used (`refresh_id`).
+    id: String,
+    until: UnixTime,
+    /// The cookie name it is sealed for (the name is bound into the seal).
+    cookie: String,
+    sealed: String,
+}
+
+impl SharedResult {
+    fn encode(&self) -> String {
+        format!("{}\n{}\n{}\n{}", self.id, self.until, self.cookie, self.sealed)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<SharedResult> {
+        let mut lines = std::str::from_utf8(bytes).ok()?.split('\n');
+        let (id, until, cookie, sealed) = (lines.next()?, lines.next()?, lines.next()?, lines.next()?);
+        Some(SharedResult { id: id.into(), until: until.parse().ok()?, cookie: cookie.into(), sealed: sealed.into() })
+    }
+}
+
+fn refresh_id(refresh_token: &str) -> String {
+    b64::url_encode(&Sha256::digest(refresh_token.as_bytes()))
+}
+
+fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
+    let slot = id.as_bytes().first().copied().unwrap_or(0) % SHARED_RESULT_SLOTS;
+    format!("oidc-edge/{}/refreshed/{slot}", rp.provider.namespace)
+}
+
+/// Leaves the outcome of a refresh with `used` where the requests waiting for it find it:
+/// the re-sealed session (`sealed`), or an empty `sealed` for a failure.
+fn publish_refresh(rp: &Rp<'_>, used: &str, until: UnixTime, cookie: &str, sealed: &str, cx: &mut Context<'_>) {
+    let id = refresh_id(used);
+    let key = shared_result_key(rp, &id);
+    let result = SharedResult { id, until, cookie: cookie.to_string(), sealed: sealed.to_string() };
+    // Last writer wins: a lost result only makes a waiter give up at its deadline.
+    let _ = cx.store.set(&key, result.encode().as_bytes(), None);
+}
+
+/// What another request's refresh with the same refresh token came to.
+enum Shared {
+    Refreshed(Session),
+    Failed,
+}
+
+fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Shared> {
+    let id = refresh_id(refresh_token);
+    let (bytes, _) = cx.store.get(&shared_result_key(rp, &id))?;
+    let result = SharedResult::decode(&bytes)?;
+    if result.id != id || cx.now >= result.until {
+        return None;
+    }
+    if result.sealed.is_empty() {
+        return Some(Shared::Failed);
+    }
+    let session = rp.open_session(&result.cookie, &result.sealed)?;
+    let usable = session.iss == rp.provider.issuer && cx.now < session.token_exp && cx.now < session.expires;
+    usable.then_some(Shared::Refreshed(session))
+}
+
+/// A request whose token has expired while another request refreshes with the same
+/// refresh token: it goes on with that refresh's result (and takes the new cookies home),
+/// waits for it, or, once the lease has run out without one, is treated as expired.
+pub fn take_shared(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision {
+    let shared = r.session.refresh_token.as_deref().and_then(|rt| shared_result(rp, rt, cx));
+    if let Some(Shared::Failed) = shared {
+        return refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token failed", cx);
+    }
+    if let Some(Shared::Refreshed(session)) = shared {
+        let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+            return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
+        };
+        rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+        cx.events.push(Event::SessionAccepted);
+        let identity = identity_of(&session, rp);
+        return with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies);
+    }
+    if cx.now < r.lease_until {
+        let generation = rp.view(cx).map(|v| v.generation).unwrap_or_default();
+        let deadline = r.lease_until;
+        return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: true, pending: Pending::SharedRefresh(Box::new(r)) });
+    }
+    refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token gave no result", cx)
+}
+
+/// A refresh failed. A token that is still valid keeps working (an IdP outage must not
+/// log people out); an expired one means a new login (browsers) or a 401 (API clients),
+/// never the upstream.
+fn refresh_failed(rp: &Rp<'_>, r: Refreshing, reason: Reason, detail: &str, cx: &mut Context<'_>) -> Decision {
+    log::warn!("oidc-edge: token refresh failed: {} ({detail})", reason.code());
+    cx.events.push(Event::RefreshFailed(reason));
+    if let Some(used) = r.session.refresh_token.as_deref().filter(|_| r.holds_lease) {
+        // Requests waiting for this refresh give up now rather than at the end of the
+        // lease; a later attempt (after the lease) is not shadowed by this failure.
+        publish_refresh(rp, used, r.lease_until, "", "", cx);
+    }
+    if cx.now < r.session.token_exp {
+        let identity = identity_of(&r.session, rp);
+        cx.events.push(Event::SessionAccepted);
+        return rp.forward(&r.request, &identity, authorization(rp, &r.session), cx);
+    }
+    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+    match r.request.client_kind(&rp.profile.api_paths) {
+        ClientKind::Browser => login::start(rp, &r.request, cx),
+        ClientKind::Api | ClientKind::WebSocket => Decision::Respond(pages::unauthorized(Some(Reason::SessionExpired))),
+    }
+}
+
+/// The token endpoint answered the refresh grant.
+pub fn on_refresh_response(rp: &Rp<'_>, mut r: Refreshing, response: Option<&CallResponse>, cx: &mut Context<'_>) -> Decision {
+    let Some(response) = response else {
+        return refresh_failed(rp, r, Reason::TokenEndpointFailed, "the refresh call could not be dispatched", cx);
+    };
+    match token::parse_response(response) {
+        Ok(tokens) => {
+            r.tokens = Some(tokens);
+            validate_refresh(rp, r, cx, true)
+        }
+        Err(e) => refresh_failed(rp, r, e.reason, &e.detail, cx),
+    }
+}
+
+/// OIDC Core 12.2: a refreshed ID token must name the same issuer and subject, for this
+/// client, and be otherwise valid; then the session is re-sealed on the response.
+pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, may_wait: bool) -> Decision {
+    let Some(tokens) = r.tokens.take() else {
+        return refresh_failed(rp, r, Reason::Internal, "no tokens", cx);
+    };
+    let mut session = r.session.clone();
+    let mut token_exp = None;
+    if let Some(id_token) = &tokens.id_token {
+        let Some(view) = rp.view(cx) else {
+            return refresh_failed(rp, r, Reason::KeysNotLoaded, "no provider view", cx);
+        };
+        let issuers = [session.iss.clone()];
+        let rules = ClaimRules {
+            issuers: &issuers,
+            audiences: &rp.profile.audiences,
+            authorized_party: Some(&rp.profile.client_id),
+            require_iat: true,
+            nonce: None,
+            access_token: Some(&tokens.access_token),
+            now: cx.now,
+            skew: rp.profile.clock_skew,
+            token_use: TokenUse::IdToken,
+        };
+        match jwt::validate(id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {
+            Ok(v) if v.claims.sub == session.sub => {
+                token_exp = Some(v.claims.exp);
+                session.id_token = id_token.clone();
+                if let Some(email) = v.claims.string("email") {
+                    session.email = Some(email.to_string());
+                }
+            }
+            Ok(_) => return refresh_failed(rp, r, Reason::ClaimInvalid, "the refreshed ID token names another subject", cx),
+            Err(Reason::KidUnknown) if may_wait => {
+                let generation = view.generation;
+                if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
+                    let deadline = rp.provider.wait_deadline(cx.now);
+                    r.tokens = Some(tokens);
+                    return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::RefreshKeys(Box::new(r)) });
+                }
+                return refresh_failed(rp, r, Reason::KidUnknown, "unknown kid during the refresh cooldown", cx);
+            }
+            Err(reason) => return refresh_failed(rp, r, reason, reason.describe(), cx),
+        }
+    }
+    session.access_token = Some(tokens.access_token.clone());
+    if let Some(rt) = &tokens.refresh_token {
+        session.refresh_token = Some(rt.clone());
+    }
+    session.token_exp = match rp.profile.forward_token {
+        ForwardToken::AccessToken => tokens.expires_in.map(|s| after(cx.now, s)).unwrap_or(session.token_exp),
+        ForwardToken::IdToken | ForwardToken::None => token_exp.unwrap_or(session.token_exp),
+    };
+    if cx.now >= session.token_exp {
+        return refresh_failed(rp, r, Reason::Expired, "the refresh did not yield a token that is still valid", cx);
+    }
+    let Some((sealed, set_cookies)) = seal_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+        return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
+    };
+    if let Some(used) = r.session.refresh_token.as_deref() {
+        publish_refresh(rp, used, after(cx.now, SHARED_RESULT_SECS), &r.session_name, &sealed, cx);
+    }
+    // A rotated refresh token is used up: requests still carrying the old cookies go on
+    // with the old token while it is valid instead of using it again.
+    if let Some(old) = r.session.refresh_token.as_deref().filter(|old| session.refresh_token.as_deref() != Some(*old)) {
+        let until = after(r.session.token_exp.max(cx.now), rp.profile.clock_skew);
+        callback::record_until(cx.store, &refresh_lease_key(rp), old, cx.now, until);
+    }
+    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+    cx.events.push(Event::SessionRefreshed);
+    let identity = identity_of(&session, rp);
+    with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies)
+}
+
