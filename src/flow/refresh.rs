@@ -1,11 +1,8 @@
 //! Refreshing a session's tokens: one refresh grant per refresh token proxy-wide, the new ID token's checks (OIDC Core 12.2), and the result shared with the session's other requests.
 
-use sha2::{Digest, Sha256};
-
 use super::cache;
 use super::session::{authorization, identity_of, seal_cookies, with_cookies, write_cookies};
 use super::{login, Context, Decision, Event, Names, Pending, Rp, Wait};
-use crate::b64;
 use crate::config::ForwardToken;
 use crate::error::Reason;
 use crate::http::CallResponse;
@@ -13,7 +10,7 @@ use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::oidc::{callback, token};
 use crate::pages;
 use crate::request::{ClientKind, RequestView};
-use crate::session::cookies::Attributes;
+use crate::session::cookies::{self, Attributes};
 use crate::session::Session;
 use crate::time::{after, UnixTime};
 
@@ -42,7 +39,7 @@ pub struct Refreshing {
 /// theft and revoke the whole grant (RFC 9700 4.14.2), so a page's parallel requests must
 /// not all refresh with the same one. Once the token has expired, the others wait for
 /// that one refresh's result (`take_shared`).
-pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, old_cookies: Vec<String>, cache_key: cache::Key, cx: &mut Context<'_>) -> Option<Decision> {
+pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, cache_key: cache::Key, cx: &mut Context<'_>) -> Option<Decision> {
     let endpoint = rp.view(cx).and_then(|v| v.metadata.as_ref()).map(|m| m.token_endpoint.clone())?;
     let refresh_token = session.refresh_token.clone()?;
     let now = cx.now;
@@ -58,7 +55,7 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, o
         session: session.clone(),
         session_name: names.session.clone(),
         attrs: names.attrs.clone(),
-        old_cookies,
+        old_cookies: cookies::session_cookie_names(req.cookies(), &names.session),
         cache_key,
         tokens: None,
         lease_until,
@@ -87,7 +84,7 @@ const SHARED_RESULT_SLOTS: u8 = 32;
 /// empty `sealed` says the refresh failed. Stored as four lines (all four values are
 /// single-line: base64url, a number or a cookie name).
 struct SharedResult {
-    /// SHA-256 of the refresh token that was used (`refresh_id`).
+    /// The refresh token that was used, as the lease records it (`callback::state_id`).
     id: String,
     until: UnixTime,
     /// The cookie name it is sealed for (the name is bound into the seal).
@@ -107,10 +104,6 @@ impl SharedResult {
     }
 }
 
-fn refresh_id(refresh_token: &str) -> String {
-    b64::url_encode(&Sha256::digest(refresh_token.as_bytes()))
-}
-
 fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
     let slot = id.as_bytes().first().copied().unwrap_or(0) % SHARED_RESULT_SLOTS;
     format!("oidc-edge/{}/refreshed/{slot}", rp.provider.namespace)
@@ -119,7 +112,7 @@ fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
 /// Leaves the outcome of a refresh with `used` where the requests waiting for it find it:
 /// the re-sealed session (`sealed`), or an empty `sealed` for a failure.
 fn publish_refresh(rp: &Rp<'_>, used: &str, until: UnixTime, cookie: &str, sealed: &str, cx: &mut Context<'_>) {
-    let id = refresh_id(used);
+    let id = callback::state_id(used);
     let key = shared_result_key(rp, &id);
     let result = SharedResult { id, until, cookie: cookie.to_string(), sealed: sealed.to_string() };
     // Last writer wins: a lost result only makes a waiter give up at its deadline.
@@ -133,7 +126,7 @@ enum Shared {
 }
 
 fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Shared> {
-    let id = refresh_id(refresh_token);
+    let id = callback::state_id(refresh_token);
     let (bytes, _) = cx.store.get(&shared_result_key(rp, &id))?;
     let result = SharedResult::decode(&bytes)?;
     if result.id != id || cx.now >= result.until {
@@ -159,10 +152,8 @@ pub fn take_shared(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision
         let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
             return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
         };
-        rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
         cx.events.push(Event::SessionAccepted);
-        let identity = identity_of(&session, rp);
-        return with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies);
+        return go_on_with_refreshed(rp, &r, &session, set_cookies, cx);
     }
     if cx.now < r.lease_until {
         let generation = rp.view(cx).map(|v| v.generation).unwrap_or_default();
@@ -277,9 +268,15 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
         let until = after(r.session.token_exp.max(cx.now), rp.profile.clock_skew);
         callback::record_until(cx.store, &refresh_lease_key(rp), old, cx.now, until);
     }
-    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
     cx.events.push(Event::SessionRefreshed);
-    let identity = identity_of(&session, rp);
-    with_cookies(rp.forward(&r.request, &identity, authorization(rp, &session), cx), set_cookies)
+    go_on_with_refreshed(rp, &r, &session, set_cookies, cx)
+}
+
+/// The request goes on with the refreshed `session`, whose cookies go back on the answer;
+/// the verdict cached for the old cookies is dropped.
+fn go_on_with_refreshed(rp: &Rp<'_>, r: &Refreshing, session: &Session, set_cookies: Vec<String>, cx: &mut Context<'_>) -> Decision {
+    rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
+    let identity = identity_of(session, rp);
+    with_cookies(rp.forward(&r.request, &identity, authorization(rp, session), cx), set_cookies)
 }
 

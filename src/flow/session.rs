@@ -102,8 +102,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
     let token_live = now < session.token_exp;
     let wants_refresh = may_refresh && session.refresh_token.is_some() && after(now, rp.profile.refresh_before_expiry) >= session.token_exp;
     if wants_refresh {
-        let old_cookies = cookies::session_cookie_names(cookies, &names.session);
-        if let Some(decision) = refresh::begin(rp, req, &session, names, old_cookies, key, cx) {
+        if let Some(decision) = refresh::begin(rp, req, &session, names, key, cx) {
             return Outcome::Decided(decision);
         }
     }

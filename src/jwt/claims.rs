@@ -29,7 +29,10 @@ pub fn check_kind(typ: Option<&str>, claims: &Map<String, Value>, token_use: Tok
         return Err(Reason::TokenKindRefused);
     }
     let Some(typ) = typ else { return Ok(()) };
-    let media = typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| typ.get(12..).unwrap_or_default());
+    let media = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => typ.get(12..).unwrap_or_default(),
+        _ => typ,
+    };
     let generic = media.eq_ignore_ascii_case("JWT") || media.eq_ignore_ascii_case("JOSE");
     let access = media.eq_ignore_ascii_case("at+jwt");
     match token_use {
