@@ -543,6 +543,7 @@ pub fn config(data: &[u8]) {
         assert!(p.scope == "openid" || p.scope.starts_with("openid "));
         assert!(p.redirect_path.starts_with('/') && !p.redirect_path.starts_with("//"));
         assert!(p.logout_path.starts_with('/') && p.logout_path != p.redirect_path);
+        assert!(p.login_path.starts_with('/') && p.login_path != p.redirect_path && p.login_path != p.logout_path);
         assert!(!p.cookie.keys.is_empty());
         assert!(!p.cookie.name.is_empty() && p.cookie.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         assert!((300..=30 * 86_400).contains(&p.session_lifetime));

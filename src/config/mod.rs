@@ -215,6 +215,8 @@ pub struct Profile {
     pub login_timeout: u64,
     pub refresh_before_expiry: u64,
     pub logout_path: String,
+    /// The login initiation endpoint (OIDC Core 4): starts a login on request.
+    pub login_path: String,
     pub post_logout_redirect_uri: Option<String>,
 }
 
@@ -328,6 +330,7 @@ impl Profile {
             login_timeout: 10 * MINUTE,
             refresh_before_expiry: 60,
             logout_path: "/oauth2/logout".into(),
+            login_path: "/oauth2/login".into(),
             post_logout_redirect_uri: None,
         }
     }

@@ -274,6 +274,10 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
     if !is_plain_path(&logout_path) || logout_path == redirect_path {
         return Err(f.err("logout_path", "must be an absolute path such as `/oauth2/logout`, different from `redirect_path`"));
     }
+    let login_path = f.optional_string("login_path")?.unwrap_or_else(|| "/oauth2/login".into());
+    if !is_plain_path(&login_path) || login_path == redirect_path || login_path == logout_path {
+        return Err(f.err("login_path", "must be an absolute path such as `/oauth2/login`, different from `redirect_path` and `logout_path`"));
+    }
     let post_logout_redirect_uri = f.optional_string("post_logout_redirect_uri")?;
     if let Some(uri) = &post_logout_redirect_uri {
         if Endpoint::parse(uri).is_none() {
@@ -311,6 +315,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         login_timeout,
         refresh_before_expiry,
         logout_path,
+        login_path,
         post_logout_redirect_uri,
     })
 }

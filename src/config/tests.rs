@@ -51,6 +51,7 @@ fn defaults() {
     assert_eq!(p.cookie.name, "oidc_edge");
     assert_eq!(p.cookie.same_site, SameSite::Lax);
     assert_eq!(p.logout_path, "/oauth2/logout");
+    assert_eq!(p.login_path, "/oauth2/login");
     assert_eq!(p.token_cache_size, 1024);
     assert!(s.routes.is_empty());
 }
@@ -131,6 +132,8 @@ fn errors_name_the_field() {
         (json!({"require": [{"claim": "groups", "any": ["a"]}]}), "require[0].any", "unknown field"),
         (json!({"require": [{"one_of": ["a"]}]}), "require[0].claim", "required"),
         (json!({"logout_path": "/oauth2/callback"}), "logout_path", "different"),
+        (json!({"login_path": "/oauth2/logout"}), "login_path", "different"),
+        (json!({"login_path": "oauth2/login"}), "login_path", "absolute path"),
         (json!({"post_logout_redirect_uri": "/"}), "post_logout_redirect_uri", "absolute"),
         (json!({"token_cache_size": 1_000_000}), "token_cache_size", "at most"),
         (json!({"bearer_validators": [{"issuer": "https://sts.windows.net/t/"}]}), "bearer_validators[0].audiences", "accepted `aud`"),

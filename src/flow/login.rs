@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::{Context, Decision, Event, Pending, Rp, Wait, RETRY_AFTER_SECS};
 use crate::error::Reason;
-use crate::http::{form_encode, CallResponse, LocalResponse};
+use crate::http::{form_encode, CallResponse, Endpoint, LocalResponse, Query};
 use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::oidc::{authorize, callback, token};
 use crate::pages;
@@ -60,8 +60,73 @@ fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::
     })
 }
 
-/// Sends a browser to the IdP with a fresh transaction (state, nonce, PKCE verifier).
+/// Sends a browser to the IdP with a fresh transaction (state, nonce, PKCE verifier); it
+/// comes back to the page it asked for.
 pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    let return_to = safe_return_path(&req.path, &rp.profile.redirect_path);
+    begin(rp, req, &return_to, None, cx)
+}
+
+/// The longest `login_hint` passed on to the IdP; a longer one is dropped, not cut.
+const MAX_LOGIN_HINT: usize = 1024;
+
+/// The login initiation endpoint (OIDC Core 4): an application's "sign in" link, or a third
+/// party (the IdP's portal) sending the browser to start a login here. It always starts a
+/// new login, even over a valid session: the `login_hint` may name another account.
+pub fn initiate(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        let mut page = pages::error_page(
+            405,
+            "Sign-in link not usable",
+            "A sign-in can only be started with a link (GET).",
+            "Open the application's address instead.",
+            Reason::Internal,
+        );
+        page.headers.push(("allow".into(), "GET, HEAD".into()));
+        return Decision::Respond(page);
+    }
+    let query = Query::parse(req.query());
+    if let Some(iss) = query.single("iss") {
+        if iss != rp.provider.issuer {
+            log::warn!("oidc-edge: login initiation for issuer `{}` refused: this route's issuer is `{}`", iss.escape_debug(), rp.provider.issuer);
+            cx.events.push(Event::LoginFailed(Reason::LoginIssuerUnknown));
+            return Decision::Respond(pages::login_failed(400, Reason::LoginIssuerUnknown, "The sign-in link names an identity provider this site does not use."));
+        }
+    }
+    let return_to = initiation_target(rp, req, query.single("target_link_uri"));
+    let hint = query.single("login_hint").filter(|h| !h.is_empty() && h.len() <= MAX_LOGIN_HINT && !h.chars().any(char::is_control));
+    begin(rp, req, &return_to, hint, cx)
+}
+
+/// The path (without query) of a login initiation's `target_link_uri`, absolute or not.
+pub fn target_path(req: &RequestView) -> Option<String> {
+    let query = Query::parse(req.query());
+    let target = query.single("target_link_uri")?;
+    let path = if target.starts_with('/') { target.to_string() } else { Endpoint::parse(target)?.path };
+    Some(crate::http::split_path(&path).0.to_string())
+}
+
+/// Where an initiated login lands: `target_link_uri` when it is on this site (a path, or an
+/// absolute URL of the request's own origin), else `/`: never an open redirector (OIDC Core 4).
+pub fn initiation_target(rp: &Rp<'_>, req: &RequestView, target: Option<&str>) -> String {
+    let Some(target) = target else { return "/".into() };
+    if target.starts_with('/') {
+        return safe_return_path(target, &rp.profile.redirect_path);
+    }
+    let own_origin = Rp::origin(req);
+    match Endpoint::parse(target) {
+        Some(url) if format!("{}://{}", url.scheme, url.authority).eq_ignore_ascii_case(&own_origin) => {
+            safe_return_path(&url.path, &rp.profile.redirect_path)
+        }
+        _ => {
+            log::info!("oidc-edge: login initiation: target_link_uri is not on this site ({own_origin}); landing on /");
+            "/".into()
+        }
+    }
+}
+
+/// Starts the login: the transaction cookie, and the redirect with `login_hint` when given.
+fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&str>, cx: &mut Context<'_>) -> Decision {
     let metadata = match ready_metadata(rp, cx) {
         Ok(m) => m,
         Err(not_ready) => return *not_ready,
@@ -71,7 +136,6 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     };
     let names = rp.names(req);
     let cookies = req.cookies();
-    let return_to = safe_return_path(&req.path, &rp.profile.redirect_path);
     let mut random = [0u8; authorize::RANDOM_BYTES];
     cx.entropy.fill(&mut random);
     let (location, tx) = authorize::start(
@@ -79,11 +143,19 @@ pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
         &rp.profile.client_id,
         &rp.profile.scope,
         &redirect_uri,
-        &return_to,
+        return_to,
         cx.now,
         &random,
     );
-    let location = with_extra_params(location, &rp.profile.auth_query_params);
+    let location = match login_hint {
+        None => with_extra_params(location, &rp.profile.auth_query_params),
+        // The link's hint replaces a configured one: a repeated parameter is no parameter.
+        Some(hint) => {
+            let mut params: Vec<(String, Option<String>)> = rp.profile.auth_query_params.iter().filter(|(k, _)| k != "login_hint").cloned().collect();
+            params.push(("login_hint".into(), Some(hint.to_string())));
+            with_extra_params(location, &params)
+        }
+    };
     let tx_name = format!("{}{}", names.tx_prefix, callback::state_id(&tx.state));
     let Some(sealed) = rp.seal_json(&rp.tx_label(&tx_name), &tx, cx) else {
         return Decision::Respond(pages::login_failed(500, Reason::Internal, "The sign-in could not be prepared."));

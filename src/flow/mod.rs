@@ -207,6 +207,8 @@ pub struct Engine {
     cookie_bases: Vec<String>,
     /// Callback and logout paths that more than one profile uses (see `select_profile`).
     shared_paths: Vec<String>,
+    /// Every profile's login initiation path (see `select_profile`).
+    login_paths: Vec<String>,
 }
 
 /// Headers the filter sets itself: a client's copies never reach the upstream.
@@ -232,7 +234,10 @@ impl Engine {
         let mut shared_paths: Vec<String> = own_paths.iter().filter(|p| own_paths.iter().filter(|q| q == p).count() > 1).map(|p| (*p).clone()).collect();
         shared_paths.sort();
         shared_paths.dedup();
-        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases, shared_paths }
+        let mut login_paths: Vec<String> = settings.profiles.iter().map(|p| p.login_path.clone()).collect();
+        login_paths.sort();
+        login_paths.dedup();
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases, shared_paths, login_paths }
     }
 
     pub fn providers(&self) -> &[ProviderConfig] {
@@ -252,6 +257,9 @@ impl Engine {
         if path == rp.profile.logout_path {
             return logout::handle(&rp, req, cx);
         }
+        if path == rp.profile.login_path {
+            return login::initiate(&rp, req, cx);
+        }
         if rp.profile.pass_through_paths.iter().any(|p| path_matches(path, p)) {
             cx.events.push(Event::PassThrough);
             return Decision::Forward(rp.strip_only(req));
@@ -262,10 +270,15 @@ impl Engine {
     /// The profile for this request: by host and path, except that a callback or logout
     /// path shared by several routes of the host belongs to the route whose login or
     /// session cookie the request carries (a `/admin` route's login comes back to the
-    /// common `/oauth2/callback`).
+    /// common `/oauth2/callback`), and a login path to the route of its `target_link_uri`.
     fn select_profile(&self, req: &RequestView) -> usize {
         let by_route = self.settings.profile_for(&req.authority, req.path_only());
         let path = req.path_only();
+        if self.login_paths.iter().any(|p| p == path) {
+            // A login started for `/admin/x` belongs to the route that serves `/admin/x`.
+            let by_target = login::target_path(req).map(|target| self.settings.profile_for(&req.authority, &target));
+            return by_target.filter(|i| self.settings.profiles.get(*i).is_some_and(|p| p.login_path == path)).unwrap_or(by_route);
+        }
         if !self.shared_paths.iter().any(|p| p == path) {
             return by_route;
         }

@@ -1054,3 +1054,97 @@ fn same_site_strict_login_survives_the_cross_site_return() {
     let f = forward(w.request(&req_owned("GET", "/p?a=1&b=2", &with_cookies(&session, &[HTML]))));
     assert!(f.add_headers.iter().any(|(k, v)| k == "x-auth-request-user" && v == "alice"));
 }
+
+/// Finishes a login whose redirect `r` the engine just gave; returns where it lands.
+fn finish_started(w: &mut World, r: &LocalResponse) -> String {
+    let loc = header(r, "location").unwrap();
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    let (state, nonce) = (q.single("state").unwrap().to_string(), q.single("nonce").unwrap().to_string());
+    let s = Started { state, nonce, challenge: String::new(), cookies: set_cookies(&r.headers) };
+    let d = callback(w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
+    let token = w.id_token(&s.nonce, json!({}));
+    let done = respond(w.respond(pending, &token_response(&token, None)));
+    header(&done, "location").unwrap().to_string()
+}
+
+#[test]
+fn login_initiation_lands_on_this_site_only() {
+    let iss = "iss=https%3A%2F%2Fidp.example.com";
+    // (query of /oauth2/login, where the finished login lands)
+    let cases = [
+        ("", "/"),
+        (iss, "/"),
+        ("target_link_uri=%2Fdashboard%3Ftab%3D2", "/dashboard?tab=2"),
+        (&format!("{iss}&target_link_uri=http%3A%2F%2Fapp.example.com%2Freports%3Fq%3D1"), "/reports?q=1"),
+        ("target_link_uri=http%3A%2F%2FAPP.example.com%2Fr", "/r"),
+        ("target_link_uri=https%3A%2F%2Fapp.example.com%2Fr", "/"),
+        ("target_link_uri=http%3A%2F%2Fevil.example%2Fr", "/"),
+        ("target_link_uri=http%3A%2F%2Fapp.example.com.evil.example%2Fr", "/"),
+        ("target_link_uri=%2F%2Fevil.example%2Fr", "/"),
+        ("target_link_uri=%2F%5Cevil.example", "/"),
+        ("target_link_uri=javascript%3Aalert(1)", "/"),
+        ("target_link_uri=%2Foauth2%2Fcallback%3Fcode%3Dx", "/"),
+        ("target_link_uri=%2Fa&target_link_uri=%2Fb", "/"),
+    ];
+    for (query, lands) in cases {
+        let mut w = World::new(json!({}));
+        let r = respond(w.request(&req("GET", &format!("/oauth2/login?{query}"), &[("accept", "application/json")])));
+        assert_eq!(r.status, 302, "{query}: even an API-looking client is sent to the IdP from here");
+        assert_eq!(finish_started(&mut w, &r), lands, "{query}");
+    }
+}
+
+#[test]
+fn login_initiation_passes_the_hint_and_checks_the_issuer() {
+    let mut w = World::new(json!({"auth_query_params": {"login_hint": ["configured"], "prompt": ["login"]}}));
+    let session = login(&mut w, json!({}), None);
+    // A valid session does not stop a new login: the hint may name another account.
+    let r = respond(w.request(&req_owned("GET", "/oauth2/login?login_hint=bob%40example.com", &with_cookies(&session, &[HTML]))));
+    assert_eq!(r.status, 302);
+    let loc = header(&r, "location").unwrap();
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    assert_eq!(q.single("login_hint"), Some("bob@example.com"), "{loc}");
+    assert_eq!(q.single("prompt"), Some("login"));
+    let r = respond(w.request(&req("GET", "/oauth2/login", &[HTML])));
+    let q = Query::parse(header(&r, "location").unwrap().split_once('?').unwrap().1);
+    assert_eq!(q.single("login_hint"), Some("configured"));
+    // A hint that is too long or holds control characters is dropped, not passed on.
+    for hint in ["a%0Db", &"x".repeat(1025)] {
+        let r = respond(w.request(&req("GET", &format!("/oauth2/login?login_hint={hint}"), &[HTML])));
+        let q = Query::parse(header(&r, "location").unwrap().split_once('?').unwrap().1);
+        assert_eq!(q.single("login_hint"), Some("configured"), "{hint}");
+    }
+
+    for (method, query, status, reason) in [
+        ("GET", "iss=https%3A%2F%2Fother.example.com", 400, Some(Reason::LoginIssuerUnknown)),
+        ("GET", "iss=https%3A%2F%2Fidp.example.com%2F", 400, Some(Reason::LoginIssuerUnknown)),
+        ("GET", "iss=HTTPS%3A%2F%2Fidp.example.com", 400, Some(Reason::LoginIssuerUnknown)),
+        ("POST", "iss=https%3A%2F%2Fidp.example.com", 405, None),
+        ("HEAD", "iss=https%3A%2F%2Fidp.example.com", 302, None),
+    ] {
+        let mut w = World::new(json!({}));
+        let r = respond(w.request(&req(method, &format!("/oauth2/login?{query}"), &[HTML])));
+        assert_eq!(r.status, status, "{method} {query}");
+        assert_eq!(set_cookies(&r.headers).is_empty(), status != 302, "only a started login sets its cookie");
+        if let Some(reason) = reason {
+            assert!(w.events.contains(&Event::LoginFailed(reason)), "{query}");
+        }
+    }
+}
+
+#[test]
+fn login_initiation_belongs_to_the_route_of_its_target() {
+    let mut w = World::new(json!({"routes": [{"path_prefix": "/admin"}, {"path_prefix": "/shop", "login_path": "/shop/login"}]}));
+    let tx_of = |r: &LocalResponse| set_cookies(&r.headers).into_iter().map(|(n, _)| n).find(|n| n.contains("_tx.")).unwrap();
+    let r = respond(w.request(&req("GET", "/oauth2/login?target_link_uri=%2Fadmin%2Fusers", &[HTML])));
+    assert!(tx_of(&r).starts_with("oidc_edge-1_tx."), "{:?}", r.headers);
+    assert_eq!(finish_started(&mut w, &r), "/admin/users");
+    let r = respond(w.request(&req("GET", "/oauth2/login?target_link_uri=%2Fhome", &[HTML])));
+    assert!(tx_of(&r).starts_with("oidc_edge_tx."), "{:?}", r.headers);
+    // /shop has its own login path: the shared one does not start /shop's login.
+    let r = respond(w.request(&req("GET", "/oauth2/login?target_link_uri=%2Fshop%2Fcart", &[HTML])));
+    assert!(tx_of(&r).starts_with("oidc_edge_tx."), "{:?}", r.headers);
+    let r = respond(w.request(&req("GET", "/shop/login?target_link_uri=%2Fshop%2Fcart", &[HTML])));
+    assert!(tx_of(&r).starts_with("oidc_edge-2_tx."), "{:?}", r.headers);
+}

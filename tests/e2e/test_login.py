@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -284,6 +284,52 @@ def test_return_path_is_same_origin(stack, path):
     assert not location.startswith("/\\"), location
     resolved = urlsplit(urljoin(stack.url("/"), location.replace("\\", "/")))
     assert resolved.netloc == f"127.0.0.1:{stack.envoy_port}", location
+
+
+# ------------------------------------------------------ login initiation --
+
+
+def test_login_initiation_with_hint_and_target(stack):
+    """OIDC Core 4: a third party sends the browser to /oauth2/login with `iss`,
+    `login_hint` and `target_link_uri`; the login starts at once, even over a
+    valid session, and lands on the target."""
+    alice = login(stack, "/", user="alice")
+    assert alice.callback_response.status_code == 302
+    target = stack.url("/reports?q=1")
+    query = urlencode({"iss": stack.issuer, "login_hint": "bob", "target_link_uri": target})
+    # The application's session, without the IdP's own (which would sign alice in again).
+    start = start_login(stack, f"/oauth2/login?{query}", session=browser_with_cookies(filter_cookies(alice.session)))
+    assert start.params.get("login_hint") == "bob", start.authorize_url
+    before = stack.upstream_count()
+    idp = complete_at_idp(start.session, start.authorize_url, user="bob")
+    cb = call_callback(start.session, idp.callback_url)
+    assert cb.status_code == 302, (cb.status_code, cb.text[:300])
+    assert cb.headers["Location"] == "/reports?q=1"
+    page = start.session.get(stack.url("/reports?q=1"), allow_redirects=False, timeout=10)
+    assert page.status_code == 200, (page.status_code, page.text[:300])
+    assert page.json()["headers"].get("x-auth-request-user") == "bob"
+    assert settle_count(stack) == before + 1, "only the page itself reached the application"
+
+
+@pytest.mark.parametrize(
+    "query,status,lands",
+    [
+        pytest.param({"target_link_uri": "https://evil.example/x"}, 302, "/", id="foreign-target"),
+        pytest.param({"target_link_uri": "//evil.example/x"}, 302, "/", id="scheme-relative-target"),
+        pytest.param({"iss": "https://evil.example"}, 400, None, id="foreign-issuer"),
+    ],
+)
+def test_login_initiation_never_leaves_this_site(stack, query, status, lands):
+    resp = browser_get(new_browser(), stack, "/oauth2/login?" + urlencode(query))
+    assert resp.status_code == status, (resp.status_code, resp.text[:300])
+    if lands is None:
+        assert_no_session_created(resp)
+        assert "login_issuer_unknown" in resp.text
+        return
+    start = start_login(stack, "/oauth2/login?" + urlencode(query))
+    idp = complete_at_idp(start.session, start.authorize_url, user="alice")
+    cb = call_callback(start.session, idp.callback_url)
+    assert cb.headers["Location"] == lands
 
 
 # ------------------------------------------------------------------- demo --
