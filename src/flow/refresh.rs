@@ -226,6 +226,11 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
         };
         match jwt::validate(id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES) {
             Ok(v) if v.claims.sub == session.sub => {
+                // The session's own ID token was validated at login; it is only read here.
+                let original = jwt::parse(&session.id_token, super::MAX_TOKEN_BYTES).map(|t| t.claims);
+                if let Err(claim) = original.map_or(Ok(()), |o| jwt::claims::check_same_authentication(&o, &v.claims.raw)) {
+                    return refresh_failed(rp, r, Reason::ClaimInvalid, &format!("the refreshed ID token's `{claim}` differs from the login's (OIDC Core 12.2)"), cx);
+                }
                 token_exp = Some(v.claims.exp);
                 session.id_token = id_token.clone();
                 if let Some(email) = v.claims.string("email") {

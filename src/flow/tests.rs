@@ -832,6 +832,20 @@ fn refresh_before_expiry() {
     let f = forward(w.respond(pending, &token_response(&wrong, None)));
     assert!(f.add_headers.iter().any(|(n, v)| n == "x-auth-request-user" && v == "alice"));
 
+    // OIDC Core 12.2: a refreshed ID token about another authentication is refused too.
+    for patch in [json!({"auth_time": 1}), json!({"aud": ["app", "other"], "azp": "app"}), json!({"azp": "app"})] {
+        let mut w = World::new(json!({}));
+        let session = login(&mut w, json!({"auth_time": T0}), Some("rt-1"));
+        w.now += 250;
+        let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML])));
+        let Decision::Call(_, pending) = d else { panic!() };
+        let mut claims = patch.clone();
+        claims["nonce"] = Value::Null;
+        let f = forward(w.respond(pending, &token_response(&w.id_token("n", claims), None)));
+        assert!(f.response_headers.is_empty(), "{patch}: the session is not re-sealed");
+        assert!(w.events.contains(&Event::RefreshFailed(Reason::ClaimInvalid)), "{patch}");
+    }
+
     // Expired and the refresh fails: a new login for browsers, 401 for API clients (each
     // after the previous attempt's lease on the refresh token has run out).
     for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {

@@ -165,6 +165,36 @@ pub fn check_after_signature(claims: &Claims, rules: &ClaimRules<'_>, alg: Alg) 
     Ok(())
 }
 
+/// OIDC Core 12.2: an ID token from a refresh is about the same authentication as the one
+/// the session began with: the same audiences (in any order) and authorized party (absent
+/// stays absent), and, when both carry one, the same `auth_time`. `iss` and `sub` are the
+/// caller's to compare (they are in the session). `Err` names the claim that differs.
+pub fn check_same_authentication(original: &Map<String, Value>, refreshed: &Map<String, Value>) -> Result<(), &'static str> {
+    let audiences = |claims: &Map<String, Value>| -> Option<Vec<String>> {
+        let mut list: Vec<String> = match claims.get("aud")? {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(items) => items.iter().map(|a| a.as_str().map(str::to_string)).collect::<Option<_>>()?,
+            _ => return None,
+        };
+        list.sort();
+        list.dedup();
+        Some(list)
+    };
+    if audiences(original) != audiences(refreshed) {
+        return Err("aud");
+    }
+    if original.get("azp") != refreshed.get("azp") {
+        return Err("azp");
+    }
+    if original.contains_key("auth_time") && refreshed.contains_key("auth_time") {
+        let was = numeric_date(original, "auth_time");
+        if was.is_err() || was != numeric_date(refreshed, "auth_time") {
+            return Err("auth_time");
+        }
+    }
+    Ok(())
+}
+
 /// OIDC Core 3.1.3.6: base64url of the left half of the hash that `alg` uses.
 pub fn token_hash(token: &str, alg: Alg) -> String {
     let digest: Vec<u8> = match alg {
@@ -215,6 +245,32 @@ mod tests {
             "iss": "https://idp.example.com", "sub": "alice", "aud": "app",
             "exp": NOW + 300, "iat": NOW - 10, "nonce": "n-0S6_WzA2Mj",
         })
+    }
+
+    #[test]
+    fn a_refreshed_id_token_is_about_the_same_authentication() {
+        let original = json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_000});
+        // (refreshed claims, the claim that differs)
+        let cases: [(Value, Option<&str>); 11] = [
+            (json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_000}), None),
+            (json!({"aud": ["api", "app"], "azp": "app", "auth_time": 1_700_000_000.0}), None),
+            (json!({"aud": ["app", "api"], "azp": "app"}), None),
+            (json!({"aud": ["app"], "azp": "app", "auth_time": 1_700_000_000}), Some("aud")),
+            (json!({"aud": ["app", "api", "other"], "azp": "app"}), Some("aud")),
+            (json!({"aud": [1], "azp": "app"}), Some("aud")),
+            (json!({"azp": "app"}), Some("aud")),
+            (json!({"aud": ["app", "api"], "azp": "api"}), Some("azp")),
+            (json!({"aud": ["app", "api"]}), Some("azp")),
+            (json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_500}), Some("auth_time")),
+            (json!({"aud": ["app", "api"], "azp": "app", "auth_time": "1700000000"}), Some("auth_time")),
+        ];
+        let map = |v: &Value| v.as_object().unwrap().clone();
+        for (refreshed, differs) in &cases {
+            assert_eq!(check_same_authentication(&map(&original), &map(refreshed)).err(), *differs, "{refreshed}");
+        }
+        // One audience as a string equals the same one in a list; azp absent stays absent.
+        assert_eq!(check_same_authentication(&map(&json!({"aud": "app"})), &map(&json!({"aud": ["app"]}))), Ok(()));
+        assert_eq!(check_same_authentication(&map(&json!({"aud": "app"})), &map(&json!({"aud": "app", "azp": "app"}))), Err("azp"));
     }
 
     fn run(claims: Value, rules_patch: impl Fn(&mut ClaimRules<'_>)) -> Result<(), Reason> {
