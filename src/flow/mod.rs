@@ -190,8 +190,6 @@ impl Context<'_> {
 /// Per-profile things derived once from the settings.
 struct Party {
     sealer: Sealer,
-    /// Header names removed from every request of this profile before anything else.
-    strip: Vec<String>,
     /// Cookie names for plain http and for https requests (see `Rp::names`).
     names: [Names; 2],
 }
@@ -203,6 +201,9 @@ pub struct Engine {
     parties: Vec<Party>,
     caches: RefCell<Vec<VerdictCache>>,
     keyer: cache::Keyer,
+    /// Header names removed from every request before anything else: the identity headers
+    /// and the claim headers of every profile.
+    strip: Vec<String>,
     /// Every cookie base name any profile uses: all are kept from the upstream.
     cookie_bases: Vec<String>,
     /// Callback and logout paths that more than one profile uses (see `select_profile`).
@@ -218,14 +219,18 @@ impl Engine {
     /// `seed`: 16 random bytes keying the verdict caches (the shell passes the host's CSPRNG).
     pub fn new(settings: Settings, seed: [u8; 16]) -> Engine {
         let provider_keys = settings.providers.iter().map(|p| Keys::new(&p.namespace)).collect();
+        // Every profile strips every profile's claim headers: routes on one host often share
+        // one application, which trusts `X-Groups` whichever route set it.
+        let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|h| h.to_string()).collect();
+        for (header, _) in settings.profiles.iter().flat_map(|p| &p.claim_headers) {
+            if !strip.contains(header) {
+                strip.push(header.clone());
+            }
+        }
         let parties = settings
             .profiles
             .iter()
-            .map(|p| {
-                let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|h| h.to_string()).collect();
-                strip.extend(p.claim_headers.iter().map(|(h, _)| h.clone()));
-                Party { sealer: Sealer::new(&p.cookie.keys), strip, names: [Names::of(p, false), Names::of(p, true)] }
-            })
+            .map(|p| Party { sealer: Sealer::new(&p.cookie.keys), names: [Names::of(p, false), Names::of(p, true)] })
             .collect();
         let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
         let mut cookie_bases: Vec<String> = settings.profiles.iter().map(|p| p.cookie.name.clone()).collect();
@@ -237,7 +242,7 @@ impl Engine {
         let mut login_paths: Vec<String> = settings.profiles.iter().map(|p| p.login_path.clone()).collect();
         login_paths.sort();
         login_paths.dedup();
-        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), cookie_bases, shared_paths, login_paths }
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), strip, cookie_bases, shared_paths, login_paths }
     }
 
     pub fn providers(&self) -> &[ProviderConfig] {
@@ -542,7 +547,7 @@ impl Rp<'_> {
     /// Only the header hygiene: for pass-through paths. Only headers the request carries
     /// are named (each removal is a host call).
     fn strip_only(&self, req: &RequestView) -> Forward {
-        let remove_headers = self.party.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
+        let remove_headers = self.engine.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
         Forward { remove_headers, cookie: self.engine.upstream_cookie(req), ..Forward::default() }
     }
 
@@ -564,7 +569,7 @@ impl Rp<'_> {
             Authorization::None => {}
         }
         fwd.add_headers.extend(identity::upstream_headers(identity, self.profile));
-        debug_assert!(fwd.add_headers.iter().all(|(h, _)| self.party.strip.contains(h)), "added headers must be stripped first");
+        debug_assert!(fwd.add_headers.iter().all(|(h, _)| self.engine.strip.contains(h)), "added headers must be stripped first");
         Decision::Forward(fwd)
     }
 

@@ -808,6 +808,27 @@ fn pass_through_and_api_paths() {
 }
 
 #[test]
+fn every_routes_claim_headers_are_stripped_on_every_route() {
+    let mut w = World::new(json!({
+        "claim_headers": {"X-User": "preferred_username"}, "pass_through_paths": ["/healthz"],
+        "routes": [{"path_prefix": "/admin", "claim_headers": {"X-Groups": "groups"}}],
+    }));
+    let forged = [("x-groups", "admins"), ("x-user", "root")];
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "bob", "aud": "app", "exp": T0 + 300, "groups": ["users"]}));
+    let auth = format!("Bearer {token}");
+    for path in ["/app", "/admin/x"] {
+        let mut headers = forged.to_vec();
+        headers.push(("authorization", &auth));
+        let f = forward(w.request(&req("GET", path, &headers)));
+        for (h, _) in forged {
+            assert!(f.remove_headers.iter().any(|r| r == h), "{path}: {h} forged by the client is removed: {f:?}");
+        }
+    }
+    let f = forward(w.request(&req("GET", "/healthz", &forged)));
+    assert!(forged.iter().all(|(h, _)| f.remove_headers.iter().any(|r| r == h)), "{f:?}");
+}
+
+#[test]
 fn refresh_before_expiry() {
     let mut w = World::new(json!({}));
     let session = login(&mut w, json!({}), Some("rt-1"));
@@ -980,7 +1001,15 @@ fn logout() {
     assert!(loc.starts_with("https://idp.example.com/logout?id_token_hint=eyJ"), "{loc}");
     assert!(loc.contains("client_id=app") && loc.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.example.com%2Fbye"));
     assert!(set_cookies(&r.headers).iter().any(|(n, v)| n == "oidc_edge" && v.is_empty()));
-    for cross in [vec![("origin", "https://evil.example")], vec![("sec-fetch-site", "cross-site")], vec![("referer", "https://evil.example/page")]] {
+    for cross in [
+        vec![("origin", "https://evil.example")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("referer", "https://evil.example/page")],
+        vec![("referer", "http://app.example.com.evil.example/")],
+        vec![("referer", "http://app.example.com@evil.example/")],
+        vec![("referer", "http://app.example.comevil")],
+        vec![("referer", "http://app.example.com:8080/")],
+    ] {
         let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&session, &cross))));
         assert_eq!(r.status, 200, "{cross:?}: a confirmation page, not a logout");
         assert!(set_cookies(&r.headers).is_empty());
