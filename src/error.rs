@@ -64,6 +64,7 @@ pub enum Reason {
     NotReady,
     Forbidden,
     OriginRefused,
+    MethodNotAllowed,
     Internal,
 }
 
@@ -123,6 +124,7 @@ impl Reason {
             NotReady => "not_ready",
             Forbidden => "forbidden",
             OriginRefused => "origin_refused",
+            MethodNotAllowed => "method_not_allowed",
             Internal => "internal",
         }
     }
@@ -183,6 +185,7 @@ impl Reason {
             NotReady => "the identity provider's metadata and keys are not loaded yet",
             Forbidden => "the account does not satisfy the access rules of this application",
             OriginRefused => "a cookie-authenticated WebSocket from another origin is refused",
+            MethodNotAllowed => "this address of the sign-in is only opened as a link (GET)",
             Internal => "an internal error occurred",
         }
     }

@@ -46,6 +46,19 @@ code{{background:#eee;padding:0 .3em}}</style></head><body>\
     LocalResponse { status, headers: page_headers("text/html; charset=utf-8"), body }
 }
 
+/// 405 for the filter's own addresses (callback, login initiation), which are links.
+pub fn method_not_allowed(allow: &str) -> LocalResponse {
+    let mut page = error_page(
+        405,
+        "Sign-in failed",
+        "This address of the sign-in is only opened as a link (GET).",
+        "Please <a href=\"/\">start again</a>.",
+        Reason::MethodNotAllowed,
+    );
+    page.headers.push(("allow".into(), allow.into()));
+    page
+}
+
 /// A failed login: the page tells the user to start over from the application's root.
 pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
     error_page(

@@ -75,15 +75,7 @@ const MAX_LOGIN_HINT: usize = 1024;
 /// new login, even over a valid session: the `login_hint` may name another account.
 pub fn initiate(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        let mut page = pages::error_page(
-            405,
-            "Sign-in link not usable",
-            "A sign-in can only be started with a link (GET).",
-            "Open the application's address instead.",
-            Reason::Internal,
-        );
-        page.headers.push(("allow".into(), "GET, HEAD".into()));
-        return Decision::Respond(page);
+        return Decision::Respond(pages::method_not_allowed("GET, HEAD"));
     }
     let query = Query::parse(req.query());
     if let Some(iss) = query.single("iss") {
@@ -211,6 +203,11 @@ fn fail(cx: &mut Context<'_>, status: u16, reason: Reason, detail: &str, clear: 
 /// The redirect back from the IdP. Checks run in the order of RFC 9207 / RFC 9700: the
 /// transaction bound to this browser by `state`, then `iss`, then `error`, then the code.
 pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    // The IdP's redirect is a GET (response_mode `query`); anything else is not it, and
+    // must not spend the login.
+    if req.method != "GET" {
+        return Decision::Respond(pages::method_not_allowed("GET"));
+    }
     let names = rp.names(req);
     let metadata = match ready_metadata(rp, cx) {
         Ok(m) => m,

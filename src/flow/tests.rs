@@ -411,6 +411,20 @@ fn id_token_failures_never_make_a_session() {
 }
 
 #[test]
+fn only_a_get_completes_the_callback() {
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/p");
+    let cookie = cookie_header(&s.cookies);
+    let query = format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
+    for method in ["POST", "HEAD", "PUT", "OPTIONS"] {
+        let r = respond(w.request(&req(method, &format!("/oauth2/callback?{query}"), &[HTML, ("cookie", &cookie)])));
+        assert_eq!((r.status, header(&r, "allow")), (405, Some("GET")), "{method}");
+        assert!(set_cookies(&r.headers).is_empty(), "{method}: the login is left as it was");
+    }
+    assert!(matches!(callback(&mut w, &s, &query), Decision::Call(..)), "the login is not spent");
+}
+
+#[test]
 fn replayed_callback_is_refused() {
     let mut w = World::new(json!({}));
     let s = start_login(&mut w, "/");

@@ -136,6 +136,9 @@ pub fn check_before_signature(raw: &Map<String, Value>, rules: &ClaimRules<'_>) 
     }
 
     let sub = match raw.get("sub") {
+        // The subject goes upstream in `X-Auth-Request-User`: one that cannot be a header
+        // value would reach the application as an authenticated request without it.
+        Some(Value::String(s)) if s.chars().any(char::is_control) => return Err(Reason::ClaimInvalid),
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::String(_)) | None => return Err(Reason::SubMissing),
         Some(_) => return Err(Reason::ClaimInvalid),
@@ -343,6 +346,10 @@ mod tests {
             ("sub missing", json!({"sub": null}), Err(Reason::SubMissing)),
             ("sub empty", json!({"sub": ""}), Err(Reason::SubMissing)),
             ("sub number", json!({"sub": 42}), Err(Reason::ClaimInvalid)),
+            ("sub with CR LF", json!({"sub": "alice\r\nX-Injected: 1"}), Err(Reason::ClaimInvalid)),
+            ("sub with NUL", json!({"sub": "ali\u{0}ce"}), Err(Reason::ClaimInvalid)),
+            ("sub with DEL", json!({"sub": "alice\u{7f}"}), Err(Reason::ClaimInvalid)),
+            ("sub not ASCII", json!({"sub": "josé"}), Ok(())),
             ("nonce missing", json!({"nonce": null}), Err(Reason::NonceMissing)),
             ("nonce changed", json!({"nonce": "n-0S6_WzA2Mk"}), Err(Reason::NonceMismatch)),
             ("nonce prefix", json!({"nonce": "n-0S6_WzA2M"}), Err(Reason::NonceMismatch)),
