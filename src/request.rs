@@ -1,5 +1,6 @@
 //! The request as the core sees it: headers in, client kind (browser, API, WebSocket) and credentials out.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::session::cookies;
@@ -191,6 +192,70 @@ pub fn path_matches(path: &str, rule: &str) -> bool {
     path == rule || path.strip_prefix(rule).is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// How deep percent-encoding is undone: some servers decode twice (`%252e` → `%2e` → `.`).
+const DECODE_ROUNDS: usize = 3;
+
+/// The path as a normalising application server may read it: percent-decoded (repeatedly),
+/// `\` as `/`, `;parameters` dropped from each segment (Tomcat, Jetty), empty segments
+/// merged and dot segments removed (RFC 3986 5.2.4). Only for matching rules, so that
+/// `/public/..;/admin` meets the rules of `/admin`: what goes upstream is left as sent.
+/// Case is kept: paths are case-sensitive (RFC 3986 6.2.2.1), as in Envoy's route matching.
+pub fn canonical_path(path: &str) -> Cow<'_, str> {
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) && !path.contains("//") && !path.contains("/.") {
+        return Cow::Borrowed(path);
+    }
+    let mut bytes = path.as_bytes().to_vec();
+    for _ in 0..DECODE_ROUNDS {
+        let decoded = percent_decode_lenient(&bytes);
+        if decoded == bytes {
+            break;
+        }
+        bytes = decoded;
+    }
+    let text = String::from_utf8_lossy(&bytes).replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in text.split('/') {
+        let segment = segment.split(';').next().unwrap_or_default();
+        trailing_slash = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            name => segments.push(name),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for name in &segments {
+        out.push('/');
+        out.push_str(name);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+/// `%XX` → byte wherever `XX` is hex; anything else (a lone `%`) stays.
+fn percent_decode_lenient(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        if b == b'%' {
+            if let (Some(hi), Some(lo)) = (input.get(i.saturating_add(1)).copied().and_then(hex), input.get(i.saturating_add(2)).copied().and_then(hex)) {
+                out.push(hi.saturating_mul(16).saturating_add(lo));
+                i = i.saturating_add(3);
+                continue;
+            }
+        }
+        out.push(b);
+        i = i.saturating_add(1);
+    }
+    out
+}
+
 /// A return path after login must stay on this origin: an absolute path, not `//host`
 /// (scheme-relative), no backslash (browsers read `/\host` as `//host`), no control or
 /// whitespace characters (browsers strip tabs and newlines, turning `/\t/host` into `//host`).
@@ -272,6 +337,43 @@ mod tests {
             h.push((n.to_string(), v.as_bytes().to_vec()));
         }
         RequestView::from_headers(h)
+    }
+
+    #[test]
+    fn canonical_paths_read_like_a_normalising_server() {
+        // (as sent, as a normalising server may read it)
+        let cases = [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("/app.js", "/app.js"),
+            ("/.well-known/x", "/.well-known/x"),
+            ("//admin/x", "/admin/x"),
+            ("/./admin/x", "/admin/x"),
+            ("/x/../admin/x", "/admin/x"),
+            ("/healthz/../secret", "/secret"),
+            ("/healthz/..%2fsecret", "/secret"),
+            ("/healthz/%2e%2e/secret", "/secret"),
+            ("/healthz/%252e%252e/secret", "/secret"),
+            ("/static/..;/secret", "/secret"),
+            ("/admin;/x", "/admin/x"),
+            ("/admin;jsessionid=1/x", "/admin/x"),
+            ("/%61dmin/x", "/admin/x"),
+            ("/admin%2fx", "/admin/x"),
+            ("/%2Fadmin/x", "/admin/x"),
+            ("/\\admin\\x", "/admin/x"),
+            ("/a/..", "/"),
+            ("/a/.", "/a/"),
+            ("/../../..", "/"),
+            ("/my%20file.png", "/my file.png"),
+            ("/100%", "/100%"),
+            ("/%zz/%4", "/%zz/%4"),
+            ("/ADMIN/x", "/ADMIN/x"),
+        ];
+        for (sent, read) in cases {
+            assert_eq!(canonical_path(sent), read, "{sent}");
+        }
+        assert!(matches!(canonical_path("/plain/path.html"), Cow::Borrowed(_)), "plain paths cost no allocation");
     }
 
     #[test]

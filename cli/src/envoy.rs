@@ -69,7 +69,10 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
          the http_filters of your HttpConnectionManager, BEFORE envoy.filters.http.router.\n\
          The guard (RBAC) lets through only requests oidc-edge has checked: a worker\n\
          that cannot create the wasm VM runs without the filter (whatever\n\
-         failure_policy says) and then answers 403 instead of passing requests on.",
+         failure_policy says) and then answers 403 instead of passing requests on.\n\
+         Also set normalize_path: true and merge_slashes: true on that\n\
+         HttpConnectionManager, so that the application reads the path the filter's\n\
+         rules were matched on.",
         sources.join(", ")
     );
     if !env.is_empty() {

@@ -661,6 +661,21 @@ pub fn request(data: &[u8]) {
         assert!(r == "/" || r == candidate, "safe_return_path rewrote instead of refusing");
         assert!(r == "/" || is_safe_path(&r, callback_path), "unsafe return path accepted: {r:?}");
     }
+    // The path rules read: absolute, no empty, `.` or `..` segment left, and a plain path
+    // (nothing to decode or resolve) as it is.
+    for candidate in [req.path_only(), &String::from_utf8_lossy(data)] {
+        if !candidate.starts_with('/') {
+            continue;
+        }
+        let canonical = request::canonical_path(candidate);
+        assert!(canonical.starts_with('/'), "{candidate:?} -> {canonical:?}");
+        let inner = canonical.strip_suffix('/').unwrap_or(&canonical);
+        assert!(inner.split('/').skip(1).all(|seg| !matches!(seg, "" | "." | "..")), "{candidate:?} -> {canonical:?}");
+        let plain = !candidate.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) && !candidate.contains("//") && !candidate.contains("/.");
+        if plain {
+            assert_eq!(canonical, candidate);
+        }
+    }
 }
 
 /// At most this many engine steps per input (a request, then call answers and key waits).

@@ -285,7 +285,8 @@ impl Settings {
 
 fn bare_host(authority: &str) -> String {
     let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(authority);
-    host.to_ascii_lowercase()
+    // `app.example.com.` is the same host as `app.example.com` (a fully qualified name).
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 fn host_matches(pattern: Option<&str>, host: &str) -> bool {

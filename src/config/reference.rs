@@ -49,7 +49,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "token_cache_ttl", kind: "duration", default: "`5m`", doc: "The longest a cached verdict is reused before the token is checked again (1s to 1h)." },
     // Which requests.
     FieldDoc { name: "api_paths", kind: "list of paths", default: "`[]`", doc: "Paths whose clients always get 401 instead of a redirect (a trailing `/` or `*` makes a prefix)." },
-    FieldDoc { name: "pass_through_paths", kind: "list of paths", default: "`[]`", doc: "Paths never authenticated (health checks, static assets); identity headers are still stripped." },
+    FieldDoc { name: "pass_through_paths", kind: "list of paths", default: "`[]`", doc: "Paths never authenticated (health checks, static assets); identity headers are still stripped. A path is exempt only if it matches both as sent and as decoded and normalised (`/healthz/../admin` is not)." },
     FieldDoc { name: "allow_query_token", kind: "boolean", default: "`false`", doc: "Accept a bearer token in the `access_token` query parameter of WebSocket upgrades (removed before the request goes upstream)." },
     FieldDoc { name: "allowed_origins", kind: "list of strings", default: "`[]`", doc: "Origins (`https://app.example.com`) besides the request's own that may open cookie-authenticated WebSockets." },
     // Claims and authorization.

@@ -21,7 +21,7 @@ use crate::error::Reason;
 use crate::http::{HttpCall, LocalResponse};
 use crate::pages;
 use crate::provider::{Keys, View};
-use crate::request::{path_matches, ClientKind, RequestView};
+use crate::request::{canonical_path, path_matches, ClientKind, RequestView};
 use crate::session::cookies::Attributes;
 use crate::session::seal::Sealer;
 use crate::session::{packed, Session};
@@ -251,7 +251,9 @@ impl Engine {
 
     /// The entry point for every request.
     pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-        let index = self.select_profile(req);
+        // Rules meet the path as the application may read it, not only as sent.
+        let canonical = canonical_path(req.path_only());
+        let index = self.select_profile(req, &canonical);
         let Some(rp) = self.rp(index) else {
             return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
         };
@@ -265,7 +267,9 @@ impl Engine {
         if path == rp.profile.login_path {
             return login::initiate(&rp, req, cx);
         }
-        if rp.profile.pass_through_paths.iter().any(|p| path_matches(path, p)) {
+        // Unauthenticated only if the path is exempt both as sent and as an application may
+        // normalise it: `/healthz/../admin` is not a health check.
+        if rp.profile.pass_through_paths.iter().any(|p| path_matches(path, p) && path_matches(&canonical, p)) {
             cx.events.push(Event::PassThrough);
             return Decision::Forward(rp.strip_only(req));
         }
@@ -276,12 +280,12 @@ impl Engine {
     /// path shared by several routes of the host belongs to the route whose login or
     /// session cookie the request carries (a `/admin` route's login comes back to the
     /// common `/oauth2/callback`), and a login path to the route of its `target_link_uri`.
-    fn select_profile(&self, req: &RequestView) -> usize {
-        let by_route = self.settings.profile_for(&req.authority, req.path_only());
+    fn select_profile(&self, req: &RequestView, canonical: &str) -> usize {
+        let by_route = self.settings.profile_for(&req.authority, canonical);
         let path = req.path_only();
         if self.login_paths.iter().any(|p| p == path) {
             // A login started for `/admin/x` belongs to the route that serves `/admin/x`.
-            let by_target = login::target_path(req).map(|target| self.settings.profile_for(&req.authority, &target));
+            let by_target = login::target_path(req).map(|target| self.settings.profile_for(&req.authority, &canonical_path(&target)));
             return by_target.filter(|i| self.settings.profiles.get(*i).is_some_and(|p| p.login_path == path)).unwrap_or(by_route);
         }
         if !self.shared_paths.iter().any(|p| p == path) {

@@ -822,6 +822,57 @@ fn pass_through_and_api_paths() {
 }
 
 #[test]
+fn rules_meet_the_path_as_an_application_may_read_it() {
+    let mut w = World::new(json!({
+        "pass_through_paths": ["/healthz", "/static/"],
+        "routes": [{"path_prefix": "/admin", "require": [{"claim": "groups", "one_of": ["admins"]}]}],
+    }));
+    let api = ("accept", "application/json");
+    for path in ["/healthz", "/healthz/live", "/static/app.js", "/static/my%20file.png"] {
+        forward(w.request(&req("GET", path, &[api])));
+    }
+    for path in [
+        "/healthz/../secret",
+        "/healthz/..%2fsecret",
+        "/healthz/%2e%2e/secret",
+        "/static/../secret",
+        "/static/%2e%2e/secret",
+        "/static/%252e%252e/secret",
+        "/static/..;/secret",
+        "/static/..\\secret",
+    ] {
+        let r = respond(w.request(&req("GET", path, &[api])));
+        assert_eq!(r.status, 401, "{path} is not exempt");
+    }
+    // A token outside the admins group: each spelling of /admin meets the /admin route's
+    // rule, not the top level's (which has none).
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "groups": ["devs"]}));
+    let auth = format!("Bearer {token}");
+    forward(w.request(&req("GET", "/x", &[("authorization", &auth)])));
+    for path in ["/admin/x", "//admin/x", "/./admin/x", "/x/../admin/x", "/%61dmin/x", "/admin;/x", "/admin%2fx", "/%2Fadmin/x"] {
+        let r = respond(w.request(&req("GET", path, &[("authorization", &auth), api])));
+        assert_eq!(r.status, 403, "{path} is under the /admin rule");
+    }
+}
+
+#[test]
+fn a_fully_qualified_host_name_selects_its_route() {
+    let mut w = World::new(json!({"routes": [{"host": "admin.example.com", "require": [{"claim": "sub", "one_of": ["root"]}]}]}));
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300}));
+    let auth = format!("Bearer {token}");
+    for host in ["admin.example.com", "ADMIN.example.com:443", "admin.example.com.", "admin.example.com.:8443"] {
+        let r = RequestView::from_headers(vec![
+            (":method".into(), b"GET".to_vec()),
+            (":scheme".into(), b"https".to_vec()),
+            (":authority".into(), host.as_bytes().to_vec()),
+            (":path".into(), b"/x".to_vec()),
+            ("authorization".into(), auth.as_bytes().to_vec()),
+        ]);
+        assert_eq!(respond(w.request(&r)).status, 403, "{host}");
+    }
+}
+
+#[test]
 fn every_routes_claim_headers_are_stripped_on_every_route() {
     let mut w = World::new(json!({
         "claim_headers": {"X-User": "preferred_username"}, "pass_through_paths": ["/healthz"],

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from http_util import b64url_encode
-from oidc_login import BROWSER_HEADERS, login, new_browser
+from oidc_login import BROWSER_HEADERS, login, new_browser, raw_get
 from stack import Stack, new_session, wait_until
 from tokens import mint_token, public_jwk, public_pem, token_claims
 
@@ -513,6 +513,70 @@ def test_pass_through_is_not_a_prefix_of_other_paths(bs):
     with new_session() as http:
         r = http.get(bs.url("/healthzz"), headers=BROWSER_HEADERS, allow_redirects=False, timeout=30)
     assert r.status_code == 302
+
+
+# ------------------------------------------------------- path confusion --
+
+
+@pytest.fixture(scope="module")
+def raw_paths():
+    """Envoy without path normalisation, so the filter alone meets raw paths:
+    pass-through paths, and an /admin route whose rule the top level lacks
+    (with a claim header of its own)."""
+    s = Stack(
+        name="bearer-raw-paths",
+        normalize_paths=False,
+        plugin_config_overrides={
+            "pass_through_paths": ["/healthz", "/public/"],
+            "claim_headers": {"X-Groups": "groups"},
+            "routes": [{"path_prefix": "/admin", "claim_headers": {"X-Admin-Groups": "groups"},
+                        "require": [{"claim": "groups", "one_of": ["admins"]}]}],
+        },
+    )
+    try:
+        s.wait_filter_ready(30)
+        yield s
+    finally:
+        s.stop()
+
+
+def raw_call(s: Stack, path: str, headers: dict | None = None) -> requests.Response:
+    return raw_get(new_browser(), s.url("/"), path, headers={**API, **(headers or {})})
+
+
+@pytest.mark.parametrize("path", [
+    "/healthz/../secret", "/healthz/..%2fsecret", "/healthz/%2e%2e/secret", "/healthz/%252e%252e/secret",
+    "/public/../secret", "/public/%2e%2e/secret", "/public/..;/secret", "/public/..\\secret",
+])
+def test_a_pass_through_prefix_does_not_exempt_the_path_it_leads_to(raw_paths, path):
+    before = raw_paths.upstream_count()
+    r = raw_call(raw_paths, path)
+    assert r.status_code == 401, (path, r.status_code, r.text[:300])
+    assert settled_count(raw_paths) == before, f"{path} reached the application unauthenticated"
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/x", "//admin/x", "/./admin/x", "/x/../admin/x", "/%61dmin/x", "/admin;/x", "/admin%2fx", "/%2Fadmin/x",
+])
+def test_every_spelling_of_a_route_meets_its_rules(raw_paths, path):
+    token = mint_token(fresh(raw_paths, groups=["devs"]))
+    before = raw_paths.upstream_count()
+    r = raw_call(raw_paths, path, {"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403, (path, r.status_code, r.text[:300])
+    assert settled_count(raw_paths) == before
+    # The plain spelling of another path still goes through: the token is good.
+    ok = raw_call(raw_paths, "/x", {"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200, (ok.status_code, ok.text[:300])
+
+
+def test_claim_headers_of_every_route_are_stripped_on_every_route(raw_paths):
+    forged = {"X-Groups": "admins", "X-Admin-Groups": "admins"}
+    token = mint_token(fresh(raw_paths, sub="bob", groups=None))
+    for path in ["/app", "/healthz"]:
+        r = raw_call(raw_paths, path, {**forged, "Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        seen = r.json()["headers"]
+        assert "x-groups" not in seen and "x-admin-groups" not in seen, (path, seen)
 
 
 # ------------------------------------------------------ bearer_validators --

@@ -28,7 +28,7 @@ from oidc_login import (
     raw_get,
     start_login,
 )
-from stack import HARNESS_DIR, Stack, free_ports
+from stack import HARNESS_DIR, Stack, free_ports, serve
 
 PREFIX = "oidc_edge"
 B64URL_43 = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -264,6 +264,12 @@ def test_tampered_session_cookie_is_absent(stack):
 # ------------------------------------------------------------ return path --
 
 
+@pytest.fixture(scope="module")
+def raw_paths_stack():
+    """Envoy without path normalisation: these paths reach the filter as sent."""
+    yield from serve(Stack(name="login-raw-paths", normalize_paths=False))
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -274,7 +280,8 @@ def test_tampered_session_cookie_is_absent(stack):
         "///evil.example/x",
     ],
 )
-def test_return_path_is_same_origin(stack, path):
+def test_return_path_is_same_origin(raw_paths_stack, path):
+    stack = raw_paths_stack
     result = login(stack, path, user="alice")
     cb = result.callback_response
     assert cb.status_code == 302, (cb.status_code, cb.text[:300])

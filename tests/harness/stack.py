@@ -290,6 +290,8 @@ class Stack:
         configuration has it); off only for modules that do not mark requests.
       envoy_address_space_kb: run Envoy under `ulimit -v` (to make V8 fail to
         create VMs on the workers).
+      normalize_paths: Envoy's normalize_path and merge_slashes, as every
+        shipped configuration sets them; off to hand the filter raw paths.
       ports: fixed ports by role ("envoy", "envoy_admin", "idp", "idp_admin",
         "upstream", "upstream_admin"); the others are picked free.
       idp_faults_before_envoy: admin /fault bodies applied after the IdP is
@@ -318,6 +320,7 @@ class Stack:
         vm_env: dict[str, str] | None = None,
         guard: bool = True,
         envoy_address_space_kb: int | None = None,
+        normalize_paths: bool = True,
     ):
         self.name = _artifact_name(name)
         self.plugin_config_overrides = dict(plugin_config_overrides or {})
@@ -335,6 +338,7 @@ class Stack:
         self.vm_env = dict(vm_env or {})
         self.guard = guard
         self.envoy_address_space_kb = envoy_address_space_kb
+        self.normalize_paths = normalize_paths
 
         roles = ["envoy", "envoy_admin", "idp", "idp_admin", "upstream", "upstream_admin"]
         fixed = dict(ports or {})
@@ -439,6 +443,7 @@ class Stack:
             UPSTREAM_PORT=self.ports["upstream"],
             ACCESS_LOG=_yaml_quote(str(self.artifacts / "access.log")),
             HTTP_FILTERS=filters,
+            PATH_NORMALIZATION="          normalize_path: true\n          merge_slashes: true" if self.normalize_paths else "",
         )
 
     def _redirect_args(self) -> list[str]:
