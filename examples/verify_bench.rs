@@ -18,6 +18,7 @@ use oidc_edge::b64;
 use oidc_edge::jwks::{self, Jwk, KeySet};
 use oidc_edge::jwt::rsa::{Hash, RsaPublicKey};
 use oidc_edge::jwt::{self, verify, Alg};
+use oidc_edge::oidc::client_key::ClientKey;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use rsa::traits::PublicKeyParts;
@@ -26,6 +27,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 const FIXTURE_KEYS: &str = include_str!("../tests/fixtures/idp-keys-both.json");
+const CLIENT_KEY_RSA: &str = include_str!("../tests/fixtures/client-key-rsa.pem");
+const CLIENT_KEY_EC: &str = include_str!("../tests/fixtures/client-key-ec.pem");
 const RFC7520_4_1: &str = include_str!("../tests/vectors/rfc7520/4_1.rsa_v15_signature.json");
 const JWT_VERIFY_LIB: &str = include_str!("../tests/vectors/jwt_verify_lib/verify.json");
 
@@ -286,5 +289,13 @@ fn bench(privates: &[(String, RsaPrivateKey)], quick: bool) {
     // One line per backend for scripts.
     for (name, us) in &rows {
         println!("BENCH\t{name}\t{us:.1}");
+    }
+
+    // What `private_key_jwt` adds to each login and refresh: one signature.
+    println!("one private_key_jwt client assertion signature (oidc::client_key), best of {rounds} rounds:");
+    for (name, pem) in [("RS256, RSA 2048", CLIENT_KEY_RSA), ("ES256, P-256", CLIENT_KEY_EC)] {
+        let key = ClientKey::from_pem(pem).expect("client key");
+        let us = time_us(rounds, 5 * scale, || key.sign(message).is_some());
+        println!("  {us:>9.1} µs  {name}");
     }
 }

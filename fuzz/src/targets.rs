@@ -545,6 +545,8 @@ pub fn config(data: &[u8]) {
         assert!(p.logout_path.starts_with('/') && p.logout_path != p.redirect_path);
         assert!(p.login_path.starts_with('/') && p.login_path != p.redirect_path && p.login_path != p.logout_path);
         assert!(!p.cookie.keys.is_empty());
+        assert_eq!(p.client_key.is_some(), p.client_auth == oidc_edge::config::ClientAuth::PrivateKeyJwt);
+        assert_eq!(p.client_secret.is_empty(), p.client_auth == oidc_edge::config::ClientAuth::PrivateKeyJwt);
         assert!(!p.cookie.name.is_empty() && p.cookie.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         assert!((300..=30 * 86_400).contains(&p.session_lifetime));
         assert!((60..=3600).contains(&p.login_timeout));

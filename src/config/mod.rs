@@ -83,6 +83,15 @@ impl SecretSource for PlaceholderSecrets {
     }
 }
 
+/// The private key of `private_key_jwt` and how the assertion's header names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKeySettings {
+    pub key: crate::oidc::client_key::ClientKey,
+    pub kid: Option<String>,
+    /// Base64url SHA-1 thumbprint of the key's certificate (Entra ID identifies keys so).
+    pub x5t: Option<String>,
+}
+
 /// How the client proves itself at the token endpoint (OIDC Core 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -90,6 +99,8 @@ pub enum ClientAuth {
     Post,
     /// RFC 7523 client assertion signed with HS256 over the client secret.
     SecretJwt,
+    /// RFC 7523 client assertion signed with the client's own private key (`client_key`).
+    PrivateKeyJwt,
 }
 
 /// Which token is sent upstream in `Authorization`.
@@ -188,6 +199,8 @@ pub struct Profile {
     pub client_id: String,
     pub client_secret: String,
     pub client_auth: ClientAuth,
+    /// With `private_key_jwt`: the key, and the `kid` / `x5t` the assertion names.
+    pub client_key: Option<ClientKeySettings>,
     pub cookie: CookieSettings,
     pub redirect_path: String,
     pub redirect_uri: Option<String>,
@@ -308,6 +321,7 @@ impl Profile {
             client_id: String::new(),
             client_secret: String::new(),
             client_auth: ClientAuth::Basic,
+            client_key: None,
             cookie: CookieSettings { name: "oidc_edge".into(), domain: None, same_site: SameSite::Lax, keys: vec![] },
             redirect_path: "/oauth2/callback".into(),
             redirect_uri: None,

@@ -6,13 +6,14 @@ use sha2::{Digest, Sha256};
 use super::fields::Fields;
 use super::reference::check_known;
 use super::{
-    BearerValidator, ClientAuth, ConfigError, CookieSettings, EndpointOverrides, ForwardToken, Profile, ProviderConfig, Route, Rule,
+    BearerValidator, ClientAuth, ClientKeySettings, ConfigError, CookieSettings, EndpointOverrides, ForwardToken, Profile, ProviderConfig, Route, Rule,
     SecretSource, Settings, ValueMap, DAY, HOUR, MINUTE,
 };
 use crate::b64;
 use crate::http::Endpoint;
 use crate::jwks::{self, Rotation};
 use crate::jwt::Alg;
+use crate::oidc::client_key::ClientKey;
 use crate::session::cookies::SameSite;
 
 /// Keys a route may not set (they are routing itself).
@@ -89,23 +90,19 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
     let provider = intern(providers, main);
 
     let client_id = f.required_string("client_id")?;
-    let client_secret = f.required_secret("client_secret", secrets)?;
     let client_auth = match f.optional_string("token_endpoint_auth")?.as_deref() {
         None | Some("client_secret_basic") => ClientAuth::Basic,
         Some("client_secret_post") => ClientAuth::Post,
-        Some("client_secret_jwt") => {
-            if client_secret.len() < 32 {
-                return Err(f.err("client_secret", "must be at least 32 characters with `client_secret_jwt`: it is the HS256 key of the client assertion (RFC 7518 3.2)"));
-            }
-            ClientAuth::SecretJwt
-        }
+        Some("client_secret_jwt") => ClientAuth::SecretJwt,
+        Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
         Some(other) => {
             return Err(f.err(
                 "token_endpoint_auth",
-                format!("`{other}` is not supported; use `client_secret_basic`, `client_secret_post` or `client_secret_jwt`"),
+                format!("`{other}` is not supported; use `client_secret_basic`, `client_secret_post`, `client_secret_jwt` or `private_key_jwt`"),
             ))
         }
     };
+    let (client_secret, client_key) = client_credentials(f, client_auth, secrets)?;
 
     let mut cookie_keys = Vec::new();
     match (f.has("cookie_secret"), f.has("cookie_secrets")) {
@@ -292,6 +289,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         client_id,
         client_secret,
         client_auth,
+        client_key,
         cookie: CookieSettings { name: cookie_name, domain: cookie_domain, same_site, keys: cookie_keys },
         redirect_path,
         redirect_uri,
@@ -318,6 +316,37 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         login_path,
         post_logout_redirect_uri,
     })
+}
+
+/// The client secret, or with `private_key_jwt` the private key: each method takes exactly
+/// its own credential, so a leftover one is pointed out rather than silently unused.
+fn client_credentials(f: &Fields<'_>, auth: ClientAuth, secrets: &dyn SecretSource) -> Result<(String, Option<ClientKeySettings>), ConfigError> {
+    const KEY_FIELDS: [&str; 3] = ["client_private_key", "client_key_id", "client_key_x5t"];
+    if auth != ClientAuth::PrivateKeyJwt {
+        if let Some(name) = KEY_FIELDS.iter().find(|n| f.get(n).is_some()) {
+            return Err(f.err(name, "is only used with `\"token_endpoint_auth\": \"private_key_jwt\"`"));
+        }
+        let secret = f.required_secret("client_secret", secrets)?;
+        if auth == ClientAuth::SecretJwt && secret.len() < 32 {
+            return Err(f.err("client_secret", "must be at least 32 characters with `client_secret_jwt`: it is the HS256 key of the client assertion (RFC 7518 3.2)"));
+        }
+        return Ok((secret, None));
+    }
+    if f.get("client_secret").is_some() {
+        return Err(f.err("client_secret", "is not used with `private_key_jwt` (the client signs with `client_private_key`); remove it"));
+    }
+    let pem = f.required_secret("client_private_key", secrets)?;
+    let key = ClientKey::from_pem(&pem).map_err(|why| {
+        f.err("client_private_key", format!("{why}; expected an unencrypted PEM private key (RSA 2048+ or EC P-256/P-384), e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`"))
+    })?;
+    let kid = f.optional_string("client_key_id")?;
+    let x5t = f.optional_string("client_key_x5t")?;
+    if let Some(x5t) = &x5t {
+        if b64::url_decode(x5t).map(|d| d.len()) != Some(20) {
+            return Err(f.err("client_key_x5t", "must be the base64url SHA-1 thumbprint (20 bytes) of the key's certificate"));
+        }
+    }
+    Ok((String::new(), Some(ClientKeySettings { key, kid, x5t })))
 }
 
 fn parse_provider(f: &Fields<'_>, issuer: &str, idp_cluster: &str, keys_only: bool) -> Result<ProviderConfig, ConfigError> {

@@ -32,8 +32,11 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "max_key_staleness", kind: "duration", default: "`24h`", doc: "The longest a key set is used without a successful refresh; after that, tokens are refused until the IdP answers (1 minute to 30 days)." },
     // The client.
     FieldDoc { name: "client_id", kind: "string", default: "required", doc: "The client ID registered at the IdP." },
-    FieldDoc { name: "client_secret", kind: "secret", default: "required", doc: "The client secret registered at the IdP." },
-    FieldDoc { name: "token_endpoint_auth", kind: "string", default: "`client_secret_basic`", doc: "How the client authenticates at the token endpoint: `client_secret_basic`, `client_secret_post`, or `client_secret_jwt` (an HS256 client assertion, RFC 7523)." },
+    FieldDoc { name: "client_secret", kind: "secret", default: "required (except with `private_key_jwt`)", doc: "The client secret registered at the IdP." },
+    FieldDoc { name: "token_endpoint_auth", kind: "string", default: "`client_secret_basic`", doc: "How the client authenticates at the token endpoint: `client_secret_basic`, `client_secret_post`, `client_secret_jwt` (an HS256 client assertion, RFC 7523) or `private_key_jwt` (an assertion signed with `client_private_key`; no client secret)." },
+    FieldDoc { name: "client_private_key", kind: "secret (PEM)", default: "required with `private_key_jwt`", doc: "The client's unencrypted private key, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`): RSA 2048+ signs RS256, EC P-256 / P-384 ES256 / ES384. Register its public key at the IdP." },
+    FieldDoc { name: "client_key_id", kind: "string", default: "none", doc: "With `private_key_jwt`: the `kid` of the assertion's header, as registered at the IdP." },
+    FieldDoc { name: "client_key_x5t", kind: "string", default: "none", doc: "With `private_key_jwt`: the `x5t` of the assertion's header, the base64url SHA-1 thumbprint of the key's certificate (Entra ID identifies certificate credentials so)." },
     FieldDoc { name: "redirect_path", kind: "string (path)", default: "`/oauth2/callback`", doc: "The callback path the IdP redirects back to; the redirect URI is built from the request's scheme (`X-Forwarded-Proto` first) and host." },
     FieldDoc { name: "redirect_uri", kind: "string (URL)", default: "built per request", doc: "An absolute redirect URI that replaces the one built from the request; its path must be `redirect_path`." },
     FieldDoc { name: "scopes", kind: "list of strings", default: "`[\"openid\",\"profile\",\"email\"]`", doc: "Scopes to request; `openid` is always added." },

@@ -93,7 +93,13 @@ fn errors_name_the_field() {
         (json!({"cookie_name": "a b"}), "cookie_name", "letters"),
         (json!({"cookie_same_site": "sometimes"}), "cookie_same_site", "lax"),
         (json!({"cookie_domain": "https://x"}), "cookie_domain", "domain"),
-        (json!({"token_endpoint_auth": "private_key_jwt"}), "token_endpoint_auth", "client_secret_basic"),
+        (json!({"token_endpoint_auth": "tls_client_auth"}), "token_endpoint_auth", "private_key_jwt"),
+        (json!({"token_endpoint_auth": "private_key_jwt"}), "client_secret", "not used with `private_key_jwt`"),
+        (json!({"token_endpoint_auth": "private_key_jwt", "client_secret": null}), "client_private_key", "required"),
+        (json!({"token_endpoint_auth": "private_key_jwt", "client_secret": null, "client_private_key": "secret"}), "client_private_key", "not PEM"),
+        (json!({"token_endpoint_auth": "private_key_jwt", "client_secret": null, "client_private_key": {"env": "NOPE"}}), "client_private_key", "vmConfig.env"),
+        (json!({"client_key_id": "k"}), "client_key_id", "only used with"),
+        (json!({"client_private_key": "x"}), "client_private_key", "only used with"),
         (json!({"token_endpoint_auth": "client_secret_jwt"}), "client_secret", "32 characters"),
         (json!({"redirect_path": "callback"}), "redirect_path", "absolute path"),
         (json!({"redirect_path": "//x"}), "redirect_path", "absolute path"),
@@ -317,4 +323,24 @@ fn bearer_validators_make_keys_only_providers() {
     assert!(entra.keys_only && entra.discovery.is_none());
     let other = &s.providers[p.bearer[1].provider];
     assert_eq!(other.discovery.as_ref().unwrap().url(), "https://other.example.com/.well-known/openid-configuration");
+}
+
+#[test]
+fn private_key_jwt_takes_the_key_and_its_names() {
+    let pem = std::fs::read_to_string(format!("{}/tests/fixtures/client-key-ec.pem", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let with = |extra: Value| {
+        let mut c = json!({"issuer": "https://i", "idp_cluster": "idp", "client_id": "app", "cookie_secret": b64::std_encode(&[0u8; 32]),
+                           "token_endpoint_auth": "private_key_jwt", "client_private_key": pem});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        Settings::from_json(c.to_string().as_bytes())
+    };
+    let p = with(json!({"client_key_id": "k-1"})).unwrap().profiles.remove(0);
+    assert_eq!(p.client_auth, ClientAuth::PrivateKeyJwt);
+    let key = p.client_key.unwrap();
+    assert_eq!((key.key.alg_name(), key.kid.as_deref(), key.x5t), ("ES256", Some("k-1"), None));
+    let e = with(json!({"client_key_x5t": "AAAA"})).unwrap_err();
+    assert_eq!(e.field, "client_key_x5t");
+    assert!(e.message.contains("SHA-1 thumbprint"), "{e:?}");
 }

@@ -2,5 +2,6 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod client_key;
 pub mod discovery;
 pub mod token;

@@ -52,7 +52,7 @@ fn token_call(client: &Client<'_>, token_endpoint: &Endpoint, form: Vec<(&str, &
             form.push(("client_id".into(), p.client_id.clone()));
             form.push(("client_secret".into(), p.client_secret.clone()));
         }
-        ClientAuth::SecretJwt => {
+        ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt => {
             form.push(("client_id".into(), p.client_id.clone()));
             form.push(("client_assertion_type".into(), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
             form.push(("client_assertion".into(), client_assertion(client, token_endpoint)));
@@ -62,12 +62,26 @@ fn token_call(client: &Client<'_>, token_endpoint: &Endpoint, form: Vec<(&str, &
     HttpCall { method: "POST", endpoint: token_endpoint.clone(), headers, body: Some(form_encode(&pairs).into_bytes()), timeout_ms: client.timeout_ms }
 }
 
-/// RFC 7523 2.2 / OIDC Core 9 `client_secret_jwt`: an HS256 JWT over the client secret,
-/// issued by and about the client, for the token endpoint, short-lived and single-use.
+/// RFC 7523 2.2 / OIDC Core 9 client assertion: a JWT issued by and about the client, for
+/// the token endpoint, short-lived and single-use; signed with HS256 over the client secret
+/// (`client_secret_jwt`) or with the client's private key (`private_key_jwt`). An empty
+/// signature (signing failed) makes the IdP refuse it, which ends the login as failed.
 pub fn client_assertion(client: &Client<'_>, token_endpoint: &Endpoint) -> String {
-    use hmac::{Hmac, Mac};
     let p = client.profile;
-    let header = b64::url_encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let header = match &p.client_key {
+        Some(k) => {
+            let mut h = serde_json::Map::new();
+            h.insert("alg".into(), Value::from(k.key.alg_name()));
+            h.insert("typ".into(), Value::from("JWT"));
+            for (name, value) in [("kid", &k.kid), ("x5t", &k.x5t)] {
+                if let Some(value) = value {
+                    h.insert(name.into(), Value::from(value.as_str()));
+                }
+            }
+            Value::Object(h)
+        }
+        None => serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+    };
     let claims = serde_json::json!({
         "iss": p.client_id,
         "sub": p.client_id,
@@ -76,16 +90,26 @@ pub fn client_assertion(client: &Client<'_>, token_endpoint: &Endpoint) -> Strin
         "iat": client.now,
         "exp": after(client.now, 60),
     });
-    let payload = b64::url_encode(claims.to_string().as_bytes());
-    let signing_input = format!("{header}.{payload}");
-    let signature = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(p.client_secret.as_bytes()) {
+    let signing_input = format!("{}.{}", b64::url_encode(header.to_string().as_bytes()), b64::url_encode(claims.to_string().as_bytes()));
+    let signature = match &p.client_key {
+        Some(k) => k.key.sign(signing_input.as_bytes()).unwrap_or_else(|| {
+            log::error!("oidc-edge: signing the private_key_jwt client assertion failed");
+            String::new()
+        }),
+        None => hs256(p.client_secret.as_bytes(), signing_input.as_bytes()),
+    };
+    format!("{signing_input}.{signature}")
+}
+
+fn hs256(key: &[u8], input: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
         Ok(mut mac) => {
-            mac.update(signing_input.as_bytes());
+            mac.update(input);
             b64::url_encode(&mac.finalize().into_bytes())
         }
         Err(_) => String::new(),
-    };
-    format!("{signing_input}.{signature}")
+    }
 }
 
 /// A userinfo request with the access token (OIDC Core 5.3.1).
@@ -214,6 +238,38 @@ mod tests {
         assert_eq!(data.claims["sub"], "my app");
         assert_eq!(data.claims["exp"], 1060);
         assert!(call.headers.iter().all(|(n, _)| n != "authorization"));
+    }
+
+    #[test]
+    fn private_key_jwt_assertion_is_signed_with_the_clients_key() {
+        let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+        let public: Value = serde_json::from_str(&std::fs::read_to_string(format!("{fixtures}/client-keys-public.json")).unwrap()).unwrap();
+        for (file, kid, alg) in [("client-key-rsa.pem", "client-rsa", jsonwebtoken::Algorithm::RS256), ("client-key-ec.pem", "client-ec", jsonwebtoken::Algorithm::ES256)] {
+            let pem = std::fs::read_to_string(format!("{fixtures}/{file}")).unwrap();
+            let config = json!({"issuer":"https://i","idp_cluster":"idp","client_id":"my app","cookie_secret": b64::std_encode(&[0u8;32]),
+                                "token_endpoint_auth": "private_key_jwt", "client_private_key": pem, "client_key_id": kid,
+                                "client_key_x5t": b64::url_encode(&[1u8; 20])});
+            let p = crate::config::Settings::from_json(config.to_string().as_bytes()).unwrap().profiles.remove(0);
+            let ep = Endpoint::parse("https://i/token").unwrap();
+            let call = code_exchange(&client(&p), &ep, "c0de", "https://app/cb", "v");
+            let body = String::from_utf8(call.body.unwrap()).unwrap();
+            let q = crate::http::Query::parse(&body);
+            assert_eq!((q.single("client_id"), q.single("client_secret")), (Some("my app"), None), "{file}");
+            assert_eq!(q.single("client_assertion_type"), Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+            assert!(call.headers.iter().all(|(n, _)| n != "authorization"));
+            let assertion = q.single("client_assertion").unwrap();
+            let header = jsonwebtoken::decode_header(assertion).unwrap();
+            assert_eq!((header.alg, header.kid.as_deref(), header.x5t.as_deref()), (alg, Some(kid), Some(b64::url_encode(&[1u8; 20]).as_str())));
+            // Verified independently with the public JWK the IdP registers for the client.
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(public["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone()).unwrap();
+            let mut v = jsonwebtoken::Validation::new(alg);
+            v.set_audience(&["https://i/token"]);
+            v.validate_exp = false;
+            let data = jsonwebtoken::decode::<Value>(assertion, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
+            assert_eq!((data.claims["iss"].as_str(), data.claims["sub"].as_str()), (Some("my app"), Some("my app")));
+            assert_eq!((data.claims["iat"].as_u64(), data.claims["exp"].as_u64()), (Some(1000), Some(1060)));
+            assert_eq!(data.claims["jti"], b64::url_encode(&[7; 16]));
+        }
     }
 
     #[test]

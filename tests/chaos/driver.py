@@ -110,11 +110,14 @@ CRASH_LINES = re.compile(
 
 def chaos_stack_kwargs(**kwargs) -> dict:
     """Stack(...) arguments the chaos driver expects: Envoy --concurrency 2,
-    the chaos plugin settings, an IdP issuing small and big sessions."""
+    the chaos plugin settings, an IdP issuing small and big sessions, and no
+    path normalisation in Envoy: the hostile return paths (`//evil/x`) must
+    reach the filter as sent, which must refuse them itself."""
     overrides = dict(PLUGIN_OVERRIDES)
     overrides.update(kwargs.pop("plugin_config_overrides", {}) or {})
     idp_args = IDP_ARGS + list(kwargs.pop("idp_args", []) or [])
     kwargs.setdefault("envoy_concurrency", 2)
+    kwargs.setdefault("normalize_paths", False)
     return dict(plugin_config_overrides=overrides, idp_args=idp_args, **kwargs)
 
 

@@ -9,10 +9,11 @@ import pytest
 
 from http_util import jwt_payload
 from oidc_login import call_callback, complete_at_idp, login, new_browser, start_login
-from stack import CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, Stack
+from stack import CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, ROOT, Stack
 
 JWT_CLIENT_SECRET = "test-secret-for-client-secret-jwt-0123456789"
 HTML = {"Accept": "text/html"}
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def echoed(stack, session, path="/after-login"):
@@ -54,6 +55,32 @@ def test_client_secret_jwt(make):
                                                 "token_endpoint_auth": "client_secret_jwt", "audiences": [f"{CLIENT_ID}-jwt"]})
     headers = echoed(s, logged_in(s))
     assert headers["x-auth-request-user"] == "alice"
+
+
+@pytest.mark.parametrize("pem,kid", [("client-key-rsa.pem", "client-rsa"), ("client-key-ec.pem", "client-ec")])
+def test_private_key_jwt(make, pem, kid):
+    """The client signs its assertion with its own key (RS256 or ES256); the key
+    comes from the VM environment as operators keep it, never a client secret."""
+    key = (FIXTURES / pem).read_text()
+    s = make(f"opt-pkjwt-{kid}", vm_env={"OIDC_EDGE_CLIENT_KEY": key},
+             plugin_config_overrides={"client_id": f"{CLIENT_ID}-pkjwt", "client_secret": None,
+                                      "token_endpoint_auth": "private_key_jwt", "client_key_id": kid,
+                                      "client_private_key": {"env": "OIDC_EDGE_CLIENT_KEY"},
+                                      "audiences": [f"{CLIENT_ID}-pkjwt"]})
+    headers = echoed(s, logged_in(s))
+    assert headers["x-auth-request-user"] == "alice"
+    assert s.idp_stats().get("/token") == 1
+
+
+def test_private_key_jwt_with_a_key_the_idp_does_not_know_fails_the_login(make):
+    s = make("opt-pkjwt-unknown", plugin_config_overrides={
+        "client_id": f"{CLIENT_ID}-pkjwt", "client_secret": None, "token_endpoint_auth": "private_key_jwt",
+        "client_private_key": (FIXTURES / "client-key-ec.pem").read_text(), "client_key_id": "client-rsa",
+        "audiences": [f"{CLIENT_ID}-pkjwt"]})
+    result = login(s, "/after-login")
+    cb = result.callback_response
+    assert cb.status_code == 400 and "token_endpoint_failed" in cb.text, (cb.status_code, cb.text[:500])
+    assert s.upstream_count() == 0
 
 
 def test_secrets_from_the_vm_environment(make):

@@ -189,6 +189,7 @@ async function findAccount(_ctx, id) {
 
 const sharedAdapter = createMemoryAdapter(15);
 const JWT_CLIENT_SECRET = 'test-secret-for-client-secret-jwt-0123456789';
+const CLIENT_JWKS = JSON.parse(fs.readFileSync(new URL('../fixtures/client-keys-public.json', import.meta.url), 'utf8'));
 
 function providerConfiguration() {
   const common = {
@@ -210,6 +211,14 @@ function providerConfiguration() {
         client_secret: JWT_CLIENT_SECRET,
         token_endpoint_auth_method: 'client_secret_jwt',
         token_endpoint_auth_signing_alg: 'HS256',
+      },
+      // private_key_jwt: the relying party's public keys (RSA and P-256) are test fixtures.
+      {
+        ...common,
+        client_id: `${opts.clientId}-pkjwt`,
+        client_secret: undefined,
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: CLIENT_JWKS,
       },
     ],
     adapter: sharedAdapter,
@@ -544,4 +553,4 @@ await new Promise((resolve, reject) => {
   adminServer.listen(opts.adminPort, '127.0.0.1', resolve);
 });
 log(`idp ${opts.issuer} listening on ${opts.host}:${opts.port}, admin on 127.0.0.1:${opts.adminPort}`);
-log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post), ${opts.clientId}-jwt (client_secret_jwt); keys: ${publicKids().join(', ') || 'generated'}`);
+log(`clients: ${opts.clientId} (client_secret_basic), ${opts.clientId}-post (client_secret_post), ${opts.clientId}-jwt (client_secret_jwt), ${opts.clientId}-pkjwt (private_key_jwt); keys: ${publicKids().join(', ') || 'generated'}`);
