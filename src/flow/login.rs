@@ -165,7 +165,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     }
     // A session cookie that did not open is dead weight on every request: drop it now.
     for n in cookies::session_cookie_names(cookies, &names.session) {
-        headers.push(("set-cookie".into(), cookies::clear_cookie(&n, &names.attrs)));
+        headers.extend(cookies::clear_session_cookie(&n, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));
     }
     cx.events.push(Event::LoginStarted);
     Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })

@@ -34,7 +34,7 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     let session = super::session::open_for_logout(rp, req);
     let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
     for name in cookies::session_cookie_names(cookies, &names.session) {
-        headers.push(("set-cookie".into(), cookies::clear_cookie(&name, &names.attrs)));
+        headers.extend(cookies::clear_session_cookie(&name, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));
     }
     for (name, _) in cookies.iter().filter(|(n, _)| super::login::is_tx_cookie(n, &names.tx_prefix)) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(name, &names.attrs)));

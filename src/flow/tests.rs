@@ -1136,6 +1136,20 @@ fn routes_keep_sessions_apart() {
 }
 
 #[test]
+fn a_host_only_session_cookie_left_from_before_cookie_domain_is_cleared_too() {
+    let mut w = World::new(json!({"cookie_domain": "example.com"}));
+    let session = login(&mut w, json!({}), None);
+    // The browser also holds a host-only `oidc_edge` from before `cookie_domain` was set,
+    // and sends both: that reads as no session, so the login must clear both copies.
+    let cookie = format!("oidc_edge=old-host-only-value; {}", cookie_header(&session));
+    let r = respond(w.request(&req("GET", "/x", &[HTML, ("cookie", &cookie)])));
+    assert_eq!(r.status, 302);
+    let clears: Vec<&String> = r.headers.iter().filter(|(n, v)| n == "set-cookie" && v.starts_with("oidc_edge=;")).map(|(_, v)| v).collect();
+    assert_eq!(clears.len(), 2, "{clears:?}");
+    assert!(clears.iter().any(|c| c.contains("Domain=example.com")) && clears.iter().any(|c| !c.contains("Domain=")), "{clears:?}");
+}
+
+#[test]
 fn same_site_strict_login_survives_the_cross_site_return() {
     let mut w = World::new(json!({"cookie_same_site": "strict"}));
     // The login cookie comes back on the IdP's (cross-site) redirect only if it is not Strict.

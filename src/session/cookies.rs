@@ -96,6 +96,17 @@ pub fn clear_cookie(name: &str, attrs: &Attributes) -> String {
     format!("{}; Expires=Thu, 01 Jan 1970 00:00:00 GMT", set_cookie(name, "", attrs, Some(0)))
 }
 
+/// `Set-Cookie`s that delete the session cookie `name` wherever it may be: with `Domain`
+/// set, also its host-only twin, which a browser still holds from before `cookie_domain`
+/// was configured and sends alongside (two cookies of one name read as no session).
+pub fn clear_session_cookie(name: &str, attrs: &Attributes) -> Vec<String> {
+    let mut out = vec![clear_cookie(name, attrs)];
+    if attrs.domain.is_some() {
+        out.push(clear_cookie(name, &Attributes { domain: None, ..attrs.clone() }));
+    }
+    out
+}
+
 /// The cookies needed to carry `value` under the base `name`: the plain name when it
 /// fits one cookie, else `name_0 .. name_{n-1}`, the first chunk prefixed with `n~` so a
 /// missing or extra chunk is detected before decryption. `None` when it would need more
@@ -184,7 +195,13 @@ fn chunk_index<'a>(cookie: &'a str, name: &str) -> Option<&'a str> {
 
 /// Names of every cookie in the request that belongs to the session `name` (plain or chunk).
 pub fn session_cookie_names(cookies: &[(String, String)], name: &str) -> Vec<String> {
-    cookies.iter().filter(|(n, _)| is_session_cookie(n, name)).map(|(n, _)| n.clone()).collect()
+    let mut names: Vec<String> = Vec::new();
+    for (n, _) in cookies.iter().filter(|(n, _)| is_session_cookie(n, name)) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
 }
 
 #[cfg(test)]
