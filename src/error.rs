@@ -20,6 +20,7 @@ pub enum Reason {
     TokenKindRefused,
     // Key selection and signature.
     KeysNotLoaded,
+    KeysStale,
     KidUnknown,
     KeyAmbiguous,
     KeyAlgMismatch,
@@ -84,6 +85,7 @@ impl Reason {
             KidInvalid => "kid_invalid",
             TokenKindRefused => "token_kind_refused",
             KeysNotLoaded => "keys_not_loaded",
+            KeysStale => "keys_stale",
             KidUnknown => "kid_unknown",
             KeyAmbiguous => "key_ambiguous",
             KeyAlgMismatch => "key_alg_mismatch",
@@ -145,6 +147,7 @@ impl Reason {
             KidInvalid => "the token's key id is not a string",
             TokenKindRefused => "the token is another kind of JWT (its typ or an events claim says so), not one accepted here",
             KeysNotLoaded => "the identity provider's keys are not loaded yet",
+            KeysStale => "the identity provider's keys have not been refreshed for longer than max_key_staleness and it cannot be reached",
             KidUnknown => "no key of the identity provider has the token's key id",
             KeyAmbiguous => "the token has no key id and several keys could have signed it",
             KeyAlgMismatch => "no key of the identity provider fits the token's algorithm",

@@ -192,13 +192,21 @@ impl Refresher<'_> {
             Err(reason) => {
                 self.update(store, |s| {
                     s.last_attempt_at = now;
-                    let loaded = s.discovery.is_some() && !s.keys.is_empty();
+                    // Keys past `max_key_staleness` refuse tokens as if none were loaded:
+                    // retry at the quick pace then, and never later than the moment they go
+                    // stale, or a long warm-cache backoff would keep refusing tokens for
+                    // minutes after the IdP is back.
+                    let stale_at = after(s.jwks_fetched_at, provider.max_key_staleness);
+                    let loaded = s.discovery.is_some() && !s.keys.is_empty() && now < stale_at;
                     let (failures, next) = match plan.target {
                         Target::Discovery => (&mut s.discovery_failures, &mut s.next_discovery_at),
                         Target::Jwks => (&mut s.jwks_failures, &mut s.next_jwks_at),
                     };
                     *failures = failures.saturating_add(1);
                     *next = after(now, backoff(*failures, loaded, jitter));
+                    if loaded && plan.target == Target::Jwks {
+                        *next = (*next).min(stale_at);
+                    }
                     audit.consecutive_failures = *failures;
                     audit.next_attempt_at = *next;
                     audit.keys_in_force = s.keys.len();
@@ -490,6 +498,49 @@ mod tests {
         // vm0 dies mid-fetch: others wait until the lease expires, then take over.
         assert!(refresher(&s, &k, "vm1").poll(&mut store, 104).is_none());
         assert!(refresher(&s, &k, "vm1").poll(&mut store, 100 + 10).is_some());
+    }
+
+    #[test]
+    fn keys_gone_stale_are_retried_at_the_quick_pace() {
+        let mut s = settings();
+        s.max_key_staleness = 600;
+        let k = Keys::new("t");
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        load(&r, &mut store);
+        let fail = CallResponse { status: 500, headers: vec![], body: b"oops".to_vec() };
+        let mut t = 3600;
+        let mut attempts = vec![];
+        while t < 3600 + 1800 {
+            let p = r.poll(&mut store, t).unwrap_or_else(|| panic!("attempt due at {t}"));
+            let audit = r.complete(&mut store, &p, Some(&fail), t, u64::MAX);
+            attempts.push(t);
+            assert!(audit.next_attempt_at > t);
+            t = audit.next_attempt_at;
+        }
+        // The keys were fetched at 0: they go stale at 600, long before the first refresh
+        // (3600) fails. Every attempt after that is at most 30 s after the one before.
+        let gaps: Vec<u64> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| *g <= 30), "{gaps:?}");
+
+        // Keys still fresh at the failure: the warm backoff, but never past the moment they
+        // go stale.
+        let mut s = settings();
+        s.max_key_staleness = 3600 + 100;
+        let mut store = MemoryStore::default();
+        let r = refresher(&s, &k, "vm");
+        load(&r, &mut store);
+        let mut t = 3600;
+        for _ in 0..12 {
+            let p = r.poll(&mut store, t).unwrap();
+            t = r.complete(&mut store, &p, Some(&fail), t, u64::MAX).next_attempt_at;
+            if t < 3700 {
+                continue;
+            }
+            assert_eq!(t, 3700, "retried when the keys go stale, not later");
+            break;
+        }
+        assert_eq!(t, 3700);
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
         return reject(Reason::Internal, cx);
     };
     if !view.keys_fresh(provider, now) {
-        return reject(Reason::KeysNotLoaded, cx);
+        return reject(if view.keys.is_empty() { Reason::KeysNotLoaded } else { Reason::KeysStale }, cx);
     }
     let issuers = [issuer];
     let rules = ClaimRules {

@@ -100,7 +100,7 @@ pub fn target_path(req: &RequestView) -> Option<String> {
 
 /// Where an initiated login lands: `target_link_uri` when it is on this site (a path, or an
 /// absolute URL of the request's own origin), else `/`: never an open redirector (OIDC Core 4).
-pub fn initiation_target(rp: &Rp<'_>, req: &RequestView, target: Option<&str>) -> String {
+fn initiation_target(rp: &Rp<'_>, req: &RequestView, target: Option<&str>) -> String {
     let Some(target) = target else { return "/".into() };
     if target.starts_with('/') {
         return safe_return_path(target, &rp.profile.redirect_path);
