@@ -45,7 +45,7 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
     let now = cx.now;
     let token_live = now < session.token_exp;
     let lease_until = after(rp.provider.wait_deadline(now), 1);
-    let granted = callback::redeem(cx.store, &refresh_lease_key(rp), &refresh_token, now, lease_until);
+    let granted = callback::redeem(cx.store, &refresh_lease_key(rp, &refresh_token), &refresh_token, now, lease_until);
     if !granted && token_live {
         return None;
     }
@@ -69,20 +69,35 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
     Some(Decision::Call(call, Pending::Refresh(Box::new(refreshing))))
 }
 
-/// The proxy-wide record of refresh tokens being used or used up (see `begin`).
-fn refresh_lease_key(rp: &Rp<'_>) -> String {
-    format!("oidc-edge/{}/refresh-tokens", rp.provider.namespace)
+/// Proxy-wide records of refresh tokens being used or used up (see `begin`), in shards:
+/// a used-up token is remembered as long as a copy of its session can come back.
+const LEASE_SHARDS: usize = 16;
+
+fn refresh_lease_key(rp: &Rp<'_>, refresh_token: &str) -> String {
+    let shard = slot_of(&callback::state_id(refresh_token), LEASE_SHARDS);
+    format!("oidc-edge/{}/refresh-tokens/{shard}", rp.provider.namespace)
 }
 
 /// How long a refresh's result stays readable by the session's other requests.
 const SHARED_RESULT_SECS: u64 = 30;
-/// Results are kept in this many shared-data slots, proxy-wide, so memory stays bounded;
-/// a slot taken over by another session's refresh only makes a waiter give up at its deadline.
-const SHARED_RESULT_SLOTS: u8 = 32;
+/// Results live in this many shared-data slots of `RESULTS_PER_SLOT` each, proxy-wide,
+/// so memory stays bounded; a full slot drops its oldest result, which only matters to
+/// a request still waiting for that one (it gives up at its deadline).
+const SHARED_RESULT_SLOTS: usize = 64;
+const RESULTS_PER_SLOT: usize = 8;
+
+/// The slot of a `callback::state_id` (base64url of a digest): its first character's
+/// place in the alphabet, uniform over 64 values.
+fn slot_of(id: &str, slots: usize) -> usize {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let first = id.as_bytes().first().copied().unwrap_or(b'A');
+    ALPHABET.iter().position(|c| *c == first).unwrap_or(0).checked_rem(slots).unwrap_or(0)
+}
 
 /// A refreshed session, sealed as in its cookie, for the requests that waited for it; an
 /// empty `sealed` says the refresh failed. Stored as four lines (all four values are
-/// single-line: base64url, a number or a cookie name).
+/// single-line: base64url, a number or a cookie name); a slot holds several in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct SharedResult {
     /// The refresh token that was used, as the lease records it (`callback::state_id`).
     id: String,
@@ -93,20 +108,28 @@ struct SharedResult {
 }
 
 impl SharedResult {
-    fn encode(&self) -> String {
-        format!("{}\n{}\n{}\n{}", self.id, self.until, self.cookie, self.sealed)
+    fn encode_all(results: &[SharedResult]) -> String {
+        let lines: Vec<String> = results.iter().map(|r| format!("{}\n{}\n{}\n{}", r.id, r.until, r.cookie, r.sealed)).collect();
+        lines.join("\n")
     }
 
-    fn decode(bytes: &[u8]) -> Option<SharedResult> {
-        let mut lines = std::str::from_utf8(bytes).ok()?.split('\n');
-        let (id, until, cookie, sealed) = (lines.next()?, lines.next()?, lines.next()?, lines.next()?);
-        Some(SharedResult { id: id.into(), until: until.parse().ok()?, cookie: cookie.into(), sealed: sealed.into() })
+    /// The results of a slot; a malformed slot reads as empty.
+    fn decode_all(bytes: &[u8]) -> Vec<SharedResult> {
+        let Ok(text) = std::str::from_utf8(bytes) else { return vec![] };
+        let lines: Vec<&str> = text.split('\n').collect();
+        lines
+            .chunks(4)
+            .map(|r| match r {
+                [id, until, cookie, sealed] => until.parse().ok().map(|until| SharedResult { id: (*id).into(), until, cookie: (*cookie).into(), sealed: (*sealed).into() }),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
     }
 }
 
 fn shared_result_key(rp: &Rp<'_>, id: &str) -> String {
-    let slot = id.as_bytes().first().copied().unwrap_or(0) % SHARED_RESULT_SLOTS;
-    format!("oidc-edge/{}/refreshed/{slot}", rp.provider.namespace)
+    format!("oidc-edge/{}/refreshed/{}", rp.provider.namespace, slot_of(id, SHARED_RESULT_SLOTS))
 }
 
 /// Leaves the outcome of a refresh with `used` where the requests waiting for it find it:
@@ -115,8 +138,22 @@ fn publish_refresh(rp: &Rp<'_>, used: &str, until: UnixTime, cookie: &str, seale
     let id = callback::state_id(used);
     let key = shared_result_key(rp, &id);
     let result = SharedResult { id, until, cookie: cookie.to_string(), sealed: sealed.to_string() };
-    // Last writer wins: a lost result only makes a waiter give up at its deadline.
-    let _ = cx.store.set(&key, result.encode().as_bytes(), None);
+    for _ in 0..4 {
+        let (mut results, cas) = match cx.store.get(&key) {
+            Some((bytes, cas)) => (SharedResult::decode_all(&bytes), Some(cas)),
+            None => (vec![], None),
+        };
+        results.retain(|r| r.id != result.id && cx.now < r.until);
+        while results.len() >= RESULTS_PER_SLOT {
+            let oldest = results.iter().enumerate().min_by_key(|(_, r)| r.until).map(|(i, _)| i).unwrap_or(0);
+            results.remove(oldest);
+        }
+        results.push(result.clone());
+        if cx.store.set(&key, SharedResult::encode_all(&results).as_bytes(), cas).is_ok() {
+            return;
+        }
+    }
+    log::info!("oidc-edge: a refresh result could not be shared (contention on its slot); its waiters give up at their deadline");
 }
 
 /// What another request's refresh with the same refresh token came to.
@@ -128,10 +165,7 @@ enum Shared {
 fn shared_result(rp: &Rp<'_>, refresh_token: &str, cx: &Context<'_>) -> Option<Shared> {
     let id = callback::state_id(refresh_token);
     let (bytes, _) = cx.store.get(&shared_result_key(rp, &id))?;
-    let result = SharedResult::decode(&bytes)?;
-    if result.id != id || cx.now >= result.until {
-        return None;
-    }
+    let result = SharedResult::decode_all(&bytes).into_iter().find(|r| r.id == id && cx.now < r.until)?;
     if result.sealed.is_empty() {
         return Some(Shared::Failed);
     }
@@ -269,9 +303,11 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
     }
     // A rotated refresh token is used up: requests still carrying the old cookies go on
     // with the old token while it is valid instead of using it again.
+    // It stays marked as long as the old session could come back (a lost response, a
+    // restored tab): used again after its token expired, the IdP would revoke the grant.
     if let Some(old) = r.session.refresh_token.as_deref().filter(|old| session.refresh_token.as_deref() != Some(*old)) {
-        let until = after(r.session.token_exp.max(cx.now), rp.profile.clock_skew);
-        callback::record_until(cx.store, &refresh_lease_key(rp), old, cx.now, until);
+        let until = after(r.session.expires.max(r.session.token_exp).max(cx.now), rp.profile.clock_skew);
+        callback::record_until(cx.store, &refresh_lease_key(rp, old), old, cx.now, until);
     }
     cx.events.push(Event::SessionRefreshed);
     go_on_with_refreshed(rp, &r, &session, set_cookies, cx)

@@ -933,10 +933,12 @@ fn refresh_before_expiry() {
     }
 
     // Expired and the refresh fails: a new login for browsers, 401 for API clients (each
-    // after the previous attempt's lease on the refresh token has run out).
+    // after the previous attempt's lease on the refresh token has run out). `other` kept
+    // its refresh token (its refresh was refused); `session`'s rt-1 is used up.
+    w.now += 50;
     for (hdrs, status) in [(vec![HTML], 302), (vec![("accept", "application/json")], 401)] {
         w.now += 10;
-        let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &hdrs)));
+        let d = w.request(&req_owned("GET", "/x", &with_cookies(&other, &hdrs)));
         let Decision::Call(_, pending) = d else { panic!() };
         let refused = CallResponse { status: 400, headers: vec![], body: br#"{"error":"invalid_grant"}"#.to_vec() };
         let r = respond(w.respond(pending, &refused));
@@ -1025,6 +1027,59 @@ fn expired_tokens_share_one_refresh() {
     let d = w.request(&req_owned("GET", "/d", &with_cookies(&theirs, &api)));
     let Decision::Call(call, _) = d else { panic!("expected a refresh with rt-2, got {d:?}") };
     assert!(String::from_utf8(call.body.unwrap()).unwrap().contains("refresh_token=rt-2"));
+}
+
+#[test]
+fn many_sessions_refreshing_at_once_each_find_their_result() {
+    let mut w = World::new(json!({}));
+    let api = [("accept", "application/json")];
+    let sessions: Vec<Vec<(String, String)>> = (0..48).map(|i| login(&mut w, json!({}), Some(&format!("rt-{i}")))).collect();
+    w.now += 301;
+    let mut refreshes = vec![];
+    let mut waiters = vec![];
+    for session in &sessions {
+        let Decision::Call(_, first) = w.request(&req_owned("GET", "/a", &with_cookies(session, &api))) else { panic!("a refresh") };
+        refreshes.push(first);
+        let Decision::Wait(wait) = w.request(&req_owned("GET", "/b", &with_cookies(session, &api))) else { panic!("a wait") };
+        waiters.push(wait);
+    }
+    for (i, first) in refreshes.into_iter().enumerate() {
+        let new_id = w.id_token("ignored", json!({"nonce": null}));
+        forward(w.respond(first, &token_response(&new_id, Some(&format!("rt-{i}-2")))));
+    }
+    // Every waiter goes on at the next tick with its own session's result.
+    for wait in waiters {
+        let f = forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+        assert!(!set_cookies(&f.response_headers).is_empty(), "{f:?}");
+    }
+}
+
+#[test]
+fn an_old_cookie_never_spends_a_rotated_refresh_token_again() {
+    let mut w = World::new(json!({"refresh_before_expiry": "60s"}));
+    let api = [("accept", "application/json")];
+    let old = login(&mut w, json!({}), Some("rt-1"));
+    w.now += 250;
+    let Decision::Call(_, first) = w.request(&req_owned("GET", "/a", &with_cookies(&old, &api))) else { panic!("a refresh") };
+    let new_id = w.id_token("ignored", json!({"nonce": null}));
+    let f = forward(w.respond(first, &token_response(&new_id, Some("rt-2"))));
+    let fresh: Vec<(String, String)> = set_cookies(&f.response_headers).into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    // Long after the old token expired (a restored tab, a lost response), the old cookie
+    // comes back: it must not use rt-1 again (the IdP would revoke the grant).
+    for later in [200, 3600, 7 * 3600] {
+        w.now = T0 + 250 + later;
+        match w.request(&req_owned("GET", "/old", &with_cookies(&old, &api))) {
+            Decision::Call(call, _) => panic!("{later} s later: refreshed again with {:?}", String::from_utf8(call.body.unwrap_or_default())),
+            Decision::Wait(wait) => {
+                w.now = wait.deadline;
+                assert_eq!(respond(w.step(|e, cx| e.on_keys(wait.pending, cx))).status, 401);
+            }
+            other => assert_eq!(respond(other).status, 401),
+        }
+    }
+    // The live session's refresh token was never spent by those: it refreshes with rt-2.
+    let Decision::Call(call, _) = w.request(&req_owned("GET", "/new", &with_cookies(&fresh, &api))) else { panic!("a refresh with rt-2") };
+    assert!(String::from_utf8(call.body.unwrap_or_default()).unwrap_or_default().contains("refresh_token=rt-2"));
 }
 
 #[test]

@@ -57,6 +57,7 @@ COOKIE_SECRET_B = base64.b64encode(bytes(range(32, 64))).decode("ascii")
 ALLOWED_ORIGIN = "https://app.example.com"
 FOREIGN_ORIGIN = "https://evil.example"
 TTL = 65  # seconds, ID and access tokens of the refresh stack
+CROWD = 16  # sessions whose tokens expire together (test_many_sessions_...)
 
 
 # --------------------------------------------------------------- helpers --
@@ -211,8 +212,9 @@ def expiring_session(refresh_stack):
     for the parallel requests of a session whose token has expired)."""
     r, echo = logged_in(refresh_stack, "erin")
     burst, _ = logged_in(refresh_stack, "bert")
+    crowd = [filter_cookies(logged_in(refresh_stack, f"crowd{i}")[0].session) for i in range(CROWD)]
     return {"cookies": filter_cookies(r.session), "exp": jwt_payload(forwarded_token(echo))["exp"],
-            "burst_cookies": filter_cookies(burst.session)}
+            "burst_cookies": filter_cookies(burst.session), "crowd": crowd}
 
 
 @pytest.fixture(scope="module")
@@ -652,6 +654,36 @@ def test_expired_token_with_failing_refresh_never_reaches_upstream(refresh_stack
         assert s.upstream_count() == before
     finally:
         s.idp_fault("token", "ok")
+
+
+def test_many_sessions_refreshing_at_once_all_go_on(refresh_stack, expiring_session):
+    """Sixteen sessions whose tokens expired together, three parallel requests
+    each: every session refreshes once and each of its waiting requests finds
+    its own session's result among the others' (they share bounded slots)."""
+    import threading
+
+    s = refresh_stack
+    wait_until(expiring_session["exp"] + 1)
+    before = s.idp_stats().get("/token", 0)
+    jobs = [(i, k) for i in range(CROWD) for k in range(3)]
+    replies: dict = {}
+    start = threading.Barrier(len(jobs))
+
+    def fetch(i: int, k: int) -> None:
+        start.wait()
+        replies[(i, k)] = get(s, f"/crowd/{i}/{k}", expiring_session["crowd"][i], browser=False)
+
+    threads = [threading.Thread(target=fetch, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = {job: (r.status_code, r.text[:120]) for job, r in replies.items() if r.status_code != 200}
+    assert not failed, failed
+    for i in range(CROWD):
+        subs = {forwarded(replies[(i, k)])["headers"]["x-auth-request-user"] for k in range(3)}
+        assert subs == {f"crowd{i}"}, subs
+    assert s.idp_stats().get("/token", 0) - before == CROWD, s.idp_stats()
 
 
 def test_parallel_requests_after_expiry_share_one_refresh(refresh_stack, expiring_session):
