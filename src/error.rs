@@ -144,7 +144,7 @@ impl Reason {
             AlgNotAllowed => "the token's algorithm is not allowed or does not fit the key",
             CritUnsupported => "the token's header names a critical extension that is not supported",
             EmbeddedKeyRefused => "the token's header brings its own key (jwk, jku, x5u, x5c), which is refused",
-            KidInvalid => "the token's key id is not a string",
+            KidInvalid => "the token's key id is not a string of at most 256 characters",
             TokenKindRefused => "the token is another kind of JWT (its typ or an events claim says so), not one accepted here",
             KeysNotLoaded => "the identity provider's keys are not loaded yet",
             KeysStale => "the identity provider's keys have not been refreshed for longer than max_key_staleness and it cannot be reached",

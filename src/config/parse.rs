@@ -142,8 +142,8 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
     };
 
     let redirect_path = f.optional_string("redirect_path")?.unwrap_or_else(|| "/oauth2/callback".into());
-    if !is_plain_path(&redirect_path) {
-        return Err(f.err("redirect_path", "must be an absolute path such as `/oauth2/callback`, without query or fragment"));
+    if !is_plain_path(&redirect_path) || redirect_path == "/" {
+        return Err(f.err("redirect_path", "must be an absolute path such as `/oauth2/callback`, without query or fragment, and not `/` (the application's own root)"));
     }
     let redirect_uri = f.optional_string("redirect_uri")?;
     if let Some(uri) = &redirect_uri {
@@ -268,11 +268,11 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
     let login_timeout = f.optional_duration("login_timeout", MINUTE, HOUR)?.unwrap_or(10 * MINUTE);
     let refresh_before_expiry = f.optional_duration("refresh_before_expiry", 0, HOUR)?.unwrap_or(60);
     let logout_path = f.optional_string("logout_path")?.unwrap_or_else(|| "/oauth2/logout".into());
-    if !is_plain_path(&logout_path) || logout_path == redirect_path {
+    if !is_plain_path(&logout_path) || logout_path == "/" || logout_path == redirect_path {
         return Err(f.err("logout_path", "must be an absolute path such as `/oauth2/logout`, different from `redirect_path`"));
     }
     let login_path = f.optional_string("login_path")?.unwrap_or_else(|| "/oauth2/login".into());
-    if !is_plain_path(&login_path) || login_path == redirect_path || login_path == logout_path {
+    if !is_plain_path(&login_path) || login_path == "/" || login_path == redirect_path || login_path == logout_path {
         return Err(f.err("login_path", "must be an absolute path such as `/oauth2/login`, different from `redirect_path` and `logout_path`"));
     }
     let post_logout_redirect_uri = f.optional_string("post_logout_redirect_uri")?;

@@ -138,6 +138,8 @@ fn errors_name_the_field() {
         (json!({"require": [{"claim": "groups", "any": ["a"]}]}), "require[0].any", "unknown field"),
         (json!({"require": [{"one_of": ["a"]}]}), "require[0].claim", "required"),
         (json!({"logout_path": "/oauth2/callback"}), "logout_path", "different"),
+        (json!({"redirect_path": "/"}), "redirect_path", "not `/`"),
+        (json!({"logout_path": "/"}), "logout_path", "absolute path"),
         (json!({"login_path": "/oauth2/logout"}), "login_path", "different"),
         (json!({"login_path": "oauth2/login"}), "login_path", "absolute path"),
         (json!({"post_logout_redirect_uri": "/"}), "post_logout_redirect_uri", "absolute"),

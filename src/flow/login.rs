@@ -15,6 +15,8 @@ use crate::time::after;
 
 /// A browser holding more pending logins than this gets them all cleared (a loop, or tabs).
 const MAX_PENDING_LOGINS: usize = 4;
+/// Login cookies cleared by one answer at most; more go with the next login.
+const MAX_CLEARED_LOGINS: usize = 16;
 
 /// The code exchange in flight.
 #[derive(Debug)]
@@ -159,7 +161,8 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     ];
     let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| is_tx_cookie(n, &names.tx_prefix)).collect();
     if pending.len() >= MAX_PENDING_LOGINS {
-        for n in pending {
+        // A bounded answer even to a request stuffed with made-up login cookies.
+        for n in pending.into_iter().take(MAX_CLEARED_LOGINS) {
             headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
         }
     }
