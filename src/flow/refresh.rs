@@ -29,6 +29,9 @@ pub struct Refreshing {
     lease_until: UnixTime,
     /// This request holds that lease (it refreshes; the others wait for its result).
     holds_lease: bool,
+    /// The refresh token was used up by an earlier refresh (not one in flight): no result
+    /// will come beyond the one shared for a while after that refresh.
+    used_up: bool,
 }
 
 /// Starts the refresh of `session`, due for this request, when it is this request's turn:
@@ -45,10 +48,13 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
     let now = cx.now;
     let token_live = now < session.token_exp;
     let lease_until = after(rp.provider.wait_deadline(now), 1);
-    let granted = callback::redeem(cx.store, &refresh_lease_key(rp, &refresh_token), &refresh_token, now, lease_until);
+    let lease_key = refresh_lease_key(rp, &refresh_token);
+    let granted = callback::redeem(cx.store, &lease_key, &refresh_token, now, lease_until);
     if !granted && token_live {
         return None;
     }
+    // A lease runs until about `lease_until`; a record that runs longer marks a used-up token.
+    let used_up = !granted && callback::recorded_until(cx.store, &lease_key, &refresh_token, now).is_some_and(|until| until > lease_until);
     let refreshing = Refreshing {
         profile: rp.index,
         request: Box::new(req.clone()),
@@ -60,6 +66,7 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
         tokens: None,
         lease_until,
         holds_lease: granted,
+        used_up,
     };
     if !granted {
         return Some(take_shared(rp, refreshing, cx));
@@ -188,6 +195,9 @@ pub fn take_shared(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision
         };
         cx.events.push(Event::SessionAccepted);
         return go_on_with_refreshed(rp, &r, &session, set_cookies, cx);
+    }
+    if r.used_up {
+        return refresh_failed(rp, r, Reason::SessionExpired, "the token expired and its refresh token was used up by an earlier refresh (an old copy of the session)", cx);
     }
     if cx.now < r.lease_until {
         let generation = rp.view(cx).map(|v| v.generation).unwrap_or_default();

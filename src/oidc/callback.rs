@@ -94,6 +94,14 @@ pub fn record_until(store: &mut dyn SharedStore, key: &str, state: &str, now: Un
     });
 }
 
+/// Until when `state` is recorded (`None`: not, or no longer).
+pub fn recorded_until(store: &dyn SharedStore, key: &str, state: &str, now: UnixTime) -> Option<UnixTime> {
+    let id = state_id(state);
+    let (bytes, _) = store.get(key)?;
+    let used: UsedStates = serde_json::from_slice(&bytes).ok()?;
+    used.entries.into_iter().find(|(s, until)| s == &id && *until > now).map(|(_, until)| until)
+}
+
 impl UsedStates {
     /// Adds a record, dropping the oldest beyond `bound`.
     fn push_bounded(&mut self, id: String, keep_until: UnixTime, bound: usize) {
