@@ -66,6 +66,7 @@ pub enum Reason {
     Forbidden,
     OriginRefused,
     MethodNotAllowed,
+    PathAmbiguous,
     Internal,
 }
 
@@ -127,6 +128,7 @@ impl Reason {
             Forbidden => "forbidden",
             OriginRefused => "origin_refused",
             MethodNotAllowed => "method_not_allowed",
+            PathAmbiguous => "path_ambiguous",
             Internal => "internal",
         }
     }
@@ -189,6 +191,7 @@ impl Reason {
             Forbidden => "the account does not satisfy the access rules of this application",
             OriginRefused => "a cookie-authenticated WebSocket from another origin is refused",
             MethodNotAllowed => "this address of the sign-in is only opened as a link (GET)",
+            PathAmbiguous => "the request's path belongs to another route once decoded",
             Internal => "an internal error occurred",
         }
     }

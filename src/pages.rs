@@ -59,6 +59,17 @@ pub fn method_not_allowed(allow: &str) -> LocalResponse {
     page
 }
 
+/// 400 for a path whose decoded form belongs to another route than its form as sent.
+pub fn ambiguous_path() -> LocalResponse {
+    error_page(
+        400,
+        "Bad request",
+        "The address's path reads differently once decoded (encoded slashes or dots), so it cannot be checked.",
+        "Use the address without encoded characters in its path.",
+        Reason::PathAmbiguous,
+    )
+}
+
 /// A failed login: the page tells the user to start over from the application's root.
 pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
     error_page(

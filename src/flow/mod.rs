@@ -251,8 +251,17 @@ impl Engine {
 
     /// The entry point for every request.
     pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-        // Rules meet the path as the application may read it, not only as sent.
+        // Rules meet the path as the application may read it, not only as sent. A path whose
+        // two readings belong to different routes is refused: Envoy routes on one reading
+        // (it keeps `%2F`), an application may act on the other, and either could be the
+        // route with the weaker rules.
         let canonical = canonical_path(req.path_only());
+        if let Cow::Owned(decoded) = &canonical {
+            if self.settings.profile_for(&req.authority, req.path_only()) != self.settings.profile_for(&req.authority, decoded) {
+                log::info!("oidc-edge: refused a path that reads as two routes ({} as sent, {decoded:?} decoded)", req.path_only().escape_debug());
+                return Decision::Respond(pages::ambiguous_path());
+            }
+        }
         let index = self.select_profile(req, &canonical);
         let Some(rp) = self.rp(index) else {
             return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
