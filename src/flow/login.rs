@@ -66,7 +66,7 @@ fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::
 /// comes back to the page it asked for.
 pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
     let return_to = safe_return_path(&req.path, &rp.profile.redirect_path);
-    begin(rp, req, &return_to, None, cx)
+    begin(rp, req, &return_to, None, true, cx)
 }
 
 /// The longest `login_hint` passed on to the IdP; a longer one is dropped, not cut.
@@ -80,16 +80,17 @@ pub fn initiate(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
         return Decision::Respond(pages::method_not_allowed("GET, HEAD"));
     }
     let query = Query::parse(req.query());
-    if let Some(iss) = query.single("iss") {
-        if iss != rp.provider.issuer {
-            log::warn!("oidc-edge: login initiation for issuer `{}` refused: this route's issuer is `{}`", iss.escape_debug(), rp.provider.issuer);
-            cx.events.push(Event::LoginFailed(Reason::LoginIssuerUnknown));
-            return Decision::Respond(pages::login_failed(400, Reason::LoginIssuerUnknown, "The sign-in link names an identity provider this site does not use."));
-        }
+    // Every `iss` given must be ours: a repeated one is not let pass as absent.
+    if let Some((_, iss)) = query.pairs().iter().find(|(k, v)| k == "iss" && *v != rp.provider.issuer) {
+        log::warn!("oidc-edge: login initiation for issuer `{}` refused: this route's issuer is `{}`", iss.escape_debug(), rp.provider.issuer);
+        cx.events.push(Event::LoginFailed(Reason::LoginIssuerUnknown));
+        return Decision::Respond(pages::login_failed(400, Reason::LoginIssuerUnknown, "The sign-in link names an identity provider this site does not use."));
     }
     let return_to = initiation_target(rp, req, query.single("target_link_uri"));
     let hint = query.single("login_hint").filter(|h| !h.is_empty() && h.len() <= MAX_LOGIN_HINT && !h.chars().any(char::is_control));
-    begin(rp, req, &return_to, hint, cx)
+    // Another site may link here: the session in force stays until the login completes
+    // (the callback replaces it), so such a link cannot log anybody out.
+    begin(rp, req, &return_to, hint, false, cx)
 }
 
 /// The path (without query) of a login initiation's `target_link_uri`, absolute or not.
@@ -120,7 +121,8 @@ fn initiation_target(rp: &Rp<'_>, req: &RequestView, target: Option<&str>) -> St
 }
 
 /// Starts the login: the transaction cookie, and the redirect with `login_hint` when given.
-fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&str>, cx: &mut Context<'_>) -> Decision {
+/// `drop_session`: the request's session cookies did not open, so they go now.
+fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&str>, drop_session: bool, cx: &mut Context<'_>) -> Decision {
     let metadata = match ready_metadata(rp, cx) {
         Ok(m) => m,
         Err(not_ready) => return *not_ready,
@@ -167,7 +169,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
         }
     }
     // A session cookie that did not open is dead weight on every request: drop it now.
-    for n in cookies::session_cookie_names(cookies, &names.session) {
+    for n in cookies::session_cookie_names(cookies, &names.session).into_iter().filter(|_| drop_session) {
         headers.extend(cookies::clear_session_cookie(&n, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));
     }
     cx.events.push(Event::LoginStarted);

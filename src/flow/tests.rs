@@ -1295,9 +1295,12 @@ fn login_initiation_lands_on_this_site_only() {
 fn login_initiation_passes_the_hint_and_checks_the_issuer() {
     let mut w = World::new(json!({"auth_query_params": {"login_hint": ["configured"], "prompt": ["login"]}}));
     let session = login(&mut w, json!({}), None);
-    // A valid session does not stop a new login: the hint may name another account.
+    // A valid session does not stop a new login: the hint may name another account. It is
+    // not cleared either (another site may link here): the callback replaces it.
     let r = respond(w.request(&req_owned("GET", "/oauth2/login?login_hint=bob%40example.com", &with_cookies(&session, &[HTML]))));
     assert_eq!(r.status, 302);
+    assert!(set_cookies(&r.headers).iter().all(|(n, _)| n.contains("_tx.")), "{:?}", r.headers);
+    forward(w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML]))));
     let loc = header(&r, "location").unwrap();
     let q = Query::parse(loc.split_once('?').unwrap().1);
     assert_eq!(q.single("login_hint"), Some("bob@example.com"), "{loc}");
@@ -1316,6 +1319,9 @@ fn login_initiation_passes_the_hint_and_checks_the_issuer() {
         ("GET", "iss=https%3A%2F%2Fother.example.com", 400, Some(Reason::LoginIssuerUnknown)),
         ("GET", "iss=https%3A%2F%2Fidp.example.com%2F", 400, Some(Reason::LoginIssuerUnknown)),
         ("GET", "iss=HTTPS%3A%2F%2Fidp.example.com", 400, Some(Reason::LoginIssuerUnknown)),
+        ("GET", "iss=https%3A%2F%2Fevil.example&iss=https%3A%2F%2Fevil.example", 400, Some(Reason::LoginIssuerUnknown)),
+        ("GET", "iss=https%3A%2F%2Fidp.example.com&iss=https%3A%2F%2Fevil.example", 400, Some(Reason::LoginIssuerUnknown)),
+        ("GET", "iss=", 400, Some(Reason::LoginIssuerUnknown)),
         ("POST", "iss=https%3A%2F%2Fidp.example.com", 405, None),
         ("HEAD", "iss=https%3A%2F%2Fidp.example.com", 302, None),
     ] {
