@@ -88,6 +88,13 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
+    /// Whether refetching the set could turn this refusal into a pass: the token names a
+    /// `kid` the set lacks, or the set names no key at all (an IdP without `kid`s), so a
+    /// signature no key verifies may come from a key it rotated in since.
+    pub fn refetch_may_help(&self, reason: Reason) -> bool {
+        reason == Reason::KidUnknown || (reason == Reason::SignatureInvalid && !self.keys.is_empty() && self.keys.iter().all(|k| k.kid.is_none()))
+    }
+
     /// The keys worth trying for a token with this `kid` and `alg`.
     /// With a `kid`, only keys carrying exactly that `kid` are considered (no fallback to
     /// other keys). Without one, every key that fits the algorithm, up to a small bound.

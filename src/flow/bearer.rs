@@ -133,13 +133,13 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
             cx.events.push(Event::TokenAccepted);
             Outcome::Decided(forward(rp, req, token, source, &identity, cx))
         }
-        Err(Reason::KidUnknown) if may_wait => {
+        Err(reason) if may_wait && view.keys.refetch_may_help(reason) => {
             if request_refetch(rp, provider_index, cx) {
                 let deadline = provider.wait_deadline(now);
                 let parked = Parked { profile: rp.index, request: req.clone() };
                 Outcome::Decided(Decision::Wait(Wait { provider: provider_index, generation, deadline, poll: false, pending: Pending::Bearer(Box::new(parked)) }))
             } else {
-                reject(Reason::KidUnknown, cx)
+                reject(reason, cx)
             }
         }
         Err(reason) => reject(reason, cx),

@@ -325,7 +325,7 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
     let result = jwt::validate(&id_token, &view.keys, &rules, &rp.profile.allowed_algorithms, super::MAX_TOKEN_BYTES);
     let claims = match result {
         Ok(v) => v.claims,
-        Err(Reason::KidUnknown) if may_wait => {
+        Err(reason) if may_wait && view.keys.refetch_may_help(reason) => {
             // A request released after a key wait cannot call out any more (the shell
             // decides it from the root context, `on_keys`): with `userinfo` on, fetch it
             // now, before waiting, so that nothing is left to call once the keys are in.
@@ -338,7 +338,7 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
                 let deadline = rp.provider.wait_deadline(cx.now);
                 return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::LoginKeys(Box::new(fin)) });
             }
-            return fail_exchange(cx, &fin.exchange, 401, Reason::KidUnknown, "unknown kid and the refetch cooldown is running");
+            return fail_exchange(cx, &fin.exchange, 401, reason, "no key verifies the ID token and the refetch cooldown is running");
         }
         Err(reason) => return fail_exchange(cx, &fin.exchange, 401, reason, reason.describe()),
     };

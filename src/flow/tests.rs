@@ -659,6 +659,41 @@ fn unknown_kid_waits_for_one_refetch_then_passes() {
 }
 
 #[test]
+fn an_idp_without_kids_is_refetched_when_no_key_verifies() {
+    // The IdP publishes its key without a `kid`; then it rotates to another kid-less key.
+    let mut w = World::new(json!({}));
+    let mut old = w.idp.public.clone();
+    old.as_object_mut().unwrap().remove("kid");
+    w.now += 3600;
+    refetch_scheduled(&mut w, json!([old]));
+    let rotated = Idp::new("idp-keys-rotated.json");
+    let claims = json!({"iss": ISSUER, "sub": "s", "aud": "app", "exp": w.now + 300});
+    let token = rotated.sign_with_header(&claims, json!({"alg": "RS256"}));
+    let auth = format!("Bearer {token}");
+    let Decision::Wait(wait) = w.request(&req("GET", "/api", &[("authorization", &auth)])) else { panic!("expected a wait for a refetch") };
+    let mut new = rotated.public.clone();
+    new.as_object_mut().unwrap().remove("kid");
+    refetch(&mut w, json!([new]));
+    forward(w.step(|e, cx| e.on_keys(wait.pending, cx)));
+    // A bad signature within the cooldown is refused at once, as signature_invalid.
+    let forged = w.idp.sign_with_header(&claims, json!({"alg": "RS256"}));
+    let r = respond(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {forged}"))])));
+    assert_eq!(r.status, 401);
+    assert!(w.events.contains(&Event::TokenRejected(Reason::SignatureInvalid)));
+}
+
+/// Runs the scheduled JWKS refresh of provider 0 with `keys`.
+fn refetch_scheduled(w: &mut World, keys: Value) {
+    let cfg = w.engine.settings.providers[0].clone();
+    let provider_keys = w.engine.provider_keys[0].clone();
+    let r = Refresher { provider: &cfg, keys: &provider_keys, me: "vm" };
+    let plan = r.poll(&mut w.store, w.now).expect("refresh due");
+    let body = json!({ "keys": keys });
+    assert!(r.complete(&mut w.store, &plan, Some(&CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }), w.now, 0).succeeded());
+    w.sync();
+}
+
+#[test]
 fn a_waiting_request_is_decided_when_the_refetch_answers_not_at_the_next_tick() {
     let mut w = World::new(json!({}));
     let rotated = Idp::new("idp-keys-rotated.json");
