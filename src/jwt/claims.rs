@@ -170,8 +170,9 @@ pub fn check_after_signature(claims: &Claims, rules: &ClaimRules<'_>, alg: Alg) 
 
 /// OIDC Core 12.2: an ID token from a refresh is about the same authentication as the one
 /// the session began with: the same audiences (in any order) and authorized party (absent
-/// stays absent), and, when both carry one, the same `auth_time`. `iss` and `sub` are the
-/// caller's to compare (they are in the session). `Err` names the claim that differs.
+/// stays absent); when both carry one, the same `auth_time`; a `nonce`, if any, the
+/// login's; and it is issued no earlier than the login's. `iss` and `sub` are the caller's
+/// to compare (they are in the session). `Err` names the claim that differs.
 pub fn check_same_authentication(original: &Map<String, Value>, refreshed: &Map<String, Value>) -> Result<(), &'static str> {
     let audiences = |claims: &Map<String, Value>| -> Option<Vec<String>> {
         let mut list: Vec<String> = match claims.get("aud")? {
@@ -193,6 +194,14 @@ pub fn check_same_authentication(original: &Map<String, Value>, refreshed: &Map<
         let was = numeric_date(original, "auth_time");
         if was.is_err() || was != numeric_date(refreshed, "auth_time") {
             return Err("auth_time");
+        }
+    }
+    if refreshed.get("nonce").is_some_and(|n| Some(n) != original.get("nonce")) {
+        return Err("nonce");
+    }
+    if let (Ok(Some(was)), Ok(Some(now))) = (numeric_date(original, "iat"), numeric_date(refreshed, "iat")) {
+        if now < was {
+            return Err("iat");
         }
     }
     Ok(())
@@ -252,9 +261,9 @@ mod tests {
 
     #[test]
     fn a_refreshed_id_token_is_about_the_same_authentication() {
-        let original = json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_000});
+        let original = json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_000, "nonce": "n-1", "iat": 1_700_000_000});
         // (refreshed claims, the claim that differs)
-        let cases: [(Value, Option<&str>); 11] = [
+        let cases: [(Value, Option<&str>); 15] = [
             (json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_000}), None),
             (json!({"aud": ["api", "app"], "azp": "app", "auth_time": 1_700_000_000.0}), None),
             (json!({"aud": ["app", "api"], "azp": "app"}), None),
@@ -266,6 +275,10 @@ mod tests {
             (json!({"aud": ["app", "api"]}), Some("azp")),
             (json!({"aud": ["app", "api"], "azp": "app", "auth_time": 1_700_000_500}), Some("auth_time")),
             (json!({"aud": ["app", "api"], "azp": "app", "auth_time": "1700000000"}), Some("auth_time")),
+            (json!({"aud": ["app", "api"], "azp": "app", "nonce": "n-1"}), None),
+            (json!({"aud": ["app", "api"], "azp": "app", "nonce": "n-2"}), Some("nonce")),
+            (json!({"aud": ["app", "api"], "azp": "app", "iat": 1_700_000_100}), None),
+            (json!({"aud": ["app", "api"], "azp": "app", "iat": 1_600_000_000}), Some("iat")),
         ];
         let map = |v: &Value| v.as_object().unwrap().clone();
         for (refreshed, differs) in &cases {
