@@ -201,6 +201,8 @@ pub struct Profile {
     pub client_auth: ClientAuth,
     /// With `private_key_jwt`: the key, and the `kid` / `x5t` the assertion names.
     pub client_key: Option<ClientKeySettings>,
+    /// The `aud` of client assertions is the issuer, not the token endpoint.
+    pub assertion_audience_issuer: bool,
     pub cookie: CookieSettings,
     pub redirect_path: String,
     pub redirect_uri: Option<String>,
@@ -322,6 +324,7 @@ impl Profile {
             client_secret: String::new(),
             client_auth: ClientAuth::Basic,
             client_key: None,
+            assertion_audience_issuer: false,
             cookie: CookieSettings { name: "oidc_edge".into(), domain: None, same_site: SameSite::Lax, keys: vec![] },
             redirect_path: "/oauth2/callback".into(),
             redirect_uri: None,

@@ -103,6 +103,14 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         }
     };
     let (client_secret, client_key) = client_credentials(f, client_auth, secrets)?;
+    let assertion_audience_issuer = match f.optional_string("client_assertion_audience")?.as_deref() {
+        None | Some("token_endpoint") => false,
+        Some("issuer") => true,
+        Some(other) => return Err(f.err("client_assertion_audience", format!("`{other}` is not supported; use `token_endpoint` or `issuer`"))),
+    };
+    if f.get("client_assertion_audience").is_some() && !matches!(client_auth, ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt) {
+        return Err(f.err("client_assertion_audience", "is only used with `client_secret_jwt` or `private_key_jwt`"));
+    }
 
     let mut cookie_keys = Vec::new();
     match (f.has("cookie_secret"), f.has("cookie_secrets")) {
@@ -290,6 +298,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         client_secret,
         client_auth,
         client_key,
+        assertion_audience_issuer,
         cookie: CookieSettings { name: cookie_name, domain: cookie_domain, same_site, keys: cookie_keys },
         redirect_path,
         redirect_uri,

@@ -99,6 +99,8 @@ fn errors_name_the_field() {
         (json!({"token_endpoint_auth": "private_key_jwt", "client_secret": null, "client_private_key": "secret"}), "client_private_key", "not PEM"),
         (json!({"token_endpoint_auth": "private_key_jwt", "client_secret": null, "client_private_key": {"env": "NOPE"}}), "client_private_key", "vmConfig.env"),
         (json!({"client_key_id": "k"}), "client_key_id", "only used with"),
+        (json!({"client_assertion_audience": "issuer"}), "client_assertion_audience", "only used with"),
+        (json!({"token_endpoint_auth": "client_secret_jwt", "client_secret": "x".repeat(32), "client_assertion_audience": "both"}), "client_assertion_audience", "`token_endpoint` or `issuer`"),
         (json!({"client_private_key": "x"}), "client_private_key", "only used with"),
         (json!({"token_endpoint_auth": "client_secret_jwt"}), "client_secret", "32 characters"),
         (json!({"redirect_path": "callback"}), "redirect_path", "absolute path"),

@@ -589,7 +589,7 @@ impl Rp<'_> {
     fn token_client(&self, cx: &mut Context<'_>) -> crate::oidc::token::Client<'_> {
         let mut jti = [0u8; 16];
         cx.entropy.fill(&mut jti);
-        crate::oidc::token::Client { profile: self.profile, timeout_ms: self.provider.timeout_ms, now: cx.now, jti }
+        crate::oidc::token::Client { profile: self.profile, issuer: &self.provider.issuer, timeout_ms: self.provider.timeout_ms, now: cx.now, jti }
     }
 
     /// The origin of the request (`https://host:port`).

@@ -12,6 +12,8 @@ use crate::time::{after, UnixTime};
 /// `client_secret_jwt` a fresh assertion id and the time.
 pub struct Client<'a> {
     pub profile: &'a Profile,
+    /// The IdP's issuer (the assertion's audience with `client_assertion_audience: issuer`).
+    pub issuer: &'a str,
     pub timeout_ms: u64,
     pub now: UnixTime,
     /// 16 random bytes for the assertion's `jti` (RFC 7523 3, single use).
@@ -85,7 +87,7 @@ pub fn client_assertion(client: &Client<'_>, token_endpoint: &Endpoint) -> Strin
     let claims = serde_json::json!({
         "iss": p.client_id,
         "sub": p.client_id,
-        "aud": token_endpoint.url(),
+        "aud": if p.assertion_audience_issuer { client.issuer.to_string() } else { token_endpoint.url() },
         "jti": b64::url_encode(&client.jti),
         "iat": client.now,
         "exp": after(client.now, 60),
@@ -192,7 +194,7 @@ mod tests {
     }
 
     fn client(p: &Profile) -> Client<'_> {
-        Client { profile: p, timeout_ms: 5000, now: 1000, jti: [7; 16] }
+        Client { profile: p, issuer: "https://i", timeout_ms: 5000, now: 1000, jti: [7; 16] }
     }
 
     #[test]
@@ -269,6 +271,22 @@ mod tests {
             assert_eq!((data.claims["iss"].as_str(), data.claims["sub"].as_str()), (Some("my app"), Some("my app")));
             assert_eq!((data.claims["iat"].as_u64(), data.claims["exp"].as_u64()), (Some(1000), Some(1060)));
             assert_eq!(data.claims["jti"], b64::url_encode(&[7; 16]));
+        }
+    }
+
+    #[test]
+    fn assertion_audience_can_be_the_issuer_alone() {
+        let secret = "a-client-secret-of-at-least-32-characters";
+        for (choice, aud) in [(None, "https://i/token"), (Some("token_endpoint"), "https://i/token"), (Some("issuer"), "https://i")] {
+            let mut config = json!({"issuer":"https://i","idp_cluster":"idp","client_id":"my app","client_secret":secret,
+                                    "cookie_secret": b64::std_encode(&[0u8;32]), "token_endpoint_auth": "client_secret_jwt"});
+            if let Some(choice) = choice {
+                config["client_assertion_audience"] = json!(choice);
+            }
+            let p = crate::config::Settings::from_json(config.to_string().as_bytes()).unwrap().profiles.remove(0);
+            let assertion = client_assertion(&client(&p), &Endpoint::parse("https://i/token").unwrap());
+            let payload: Value = serde_json::from_slice(&b64::url_decode(assertion.split('.').nth(1).unwrap()).unwrap()).unwrap();
+            assert_eq!(payload["aud"], json!(aud), "{choice:?}: a single audience");
         }
     }
 

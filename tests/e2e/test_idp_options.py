@@ -57,15 +57,18 @@ def test_client_secret_jwt(make):
     assert headers["x-auth-request-user"] == "alice"
 
 
-@pytest.mark.parametrize("pem,kid", [("client-key-rsa.pem", "client-rsa"), ("client-key-ec.pem", "client-ec")])
-def test_private_key_jwt(make, pem, kid):
+@pytest.mark.parametrize("pem,kid,audience", [("client-key-rsa.pem", "client-rsa", None), ("client-key-ec.pem", "client-ec", None),
+                                              ("client-key-ec.pem", "client-ec", "issuer")])
+def test_private_key_jwt(make, pem, kid, audience):
     """The client signs its assertion with its own key (RS256 or ES256); the key
-    comes from the VM environment as operators keep it, never a client secret."""
+    comes from the VM environment as operators keep it, never a client secret.
+    The assertion's audience is the token endpoint, or the issuer alone."""
     key = (FIXTURES / pem).read_text()
     s = make(f"opt-pkjwt-{kid}", vm_env={"OIDC_EDGE_CLIENT_KEY": key},
              plugin_config_overrides={"client_id": f"{CLIENT_ID}-pkjwt", "client_secret": None,
                                       "token_endpoint_auth": "private_key_jwt", "client_key_id": kid,
                                       "client_private_key": {"env": "OIDC_EDGE_CLIENT_KEY"},
+                                      "client_assertion_audience": audience,
                                       "audiences": [f"{CLIENT_ID}-pkjwt"]})
     headers = echoed(s, logged_in(s))
     assert headers["x-auth-request-user"] == "alice"
