@@ -191,7 +191,7 @@ impl Reason {
             Forbidden => "the account does not satisfy the access rules of this application",
             OriginRefused => "a cookie-authenticated WebSocket from another origin is refused",
             MethodNotAllowed => "this address of the sign-in is only opened as a link (GET)",
-            PathAmbiguous => "the request's path belongs to another route once decoded",
+            PathAmbiguous => "the request's path belongs to another route once decoded, or when a route's path_prefix is read as a plain prefix",
             Internal => "an internal error occurred",
         }
     }

@@ -64,8 +64,8 @@ pub fn ambiguous_path() -> LocalResponse {
     error_page(
         400,
         "Bad request",
-        "The address's path reads differently once decoded (encoded slashes or dots), so it cannot be checked.",
-        "Use the address without encoded characters in its path.",
+        "The address's path could belong to more than one part of this site (encoded slashes or dots, or a name that only starts like another part's), so it cannot be checked.",
+        "Use the address without encoded characters in its path. If this address is correct, tell the site's administrator (the gateway's log says which route).",
         Reason::PathAmbiguous,
     )
 }
@@ -121,13 +121,15 @@ pub fn logout_confirm(path: &str) -> LocalResponse {
 }
 
 /// The end of a login under `cookie_same_site: strict`: a page that goes on to `location`
-/// (a same-origin path) by itself, so that the next request is this site's own navigation
-/// and carries the `Strict` session cookie. The link is for browsers that ignore refresh.
-pub fn continue_to(location: &str) -> LocalResponse {
+/// (a same-origin path), by itself when `by_itself`, so that the next request is this
+/// site's own navigation and carries the `Strict` session cookie; else (and for browsers
+/// that ignore refresh) by the user's click.
+pub fn continue_to(location: &str, by_itself: bool) -> LocalResponse {
     let url = escape_html(location);
+    let refresh = if by_itself { format!("<meta http-equiv=\"refresh\" content=\"0;url={url}\">") } else { String::new() };
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Signed in</title></head>\
+{refresh}<title>Signed in</title></head>\
 <body style=\"font-family:system-ui,sans-serif;max-width:36em;margin:4em auto\">\
 <p>Signed in. <a href=\"{url}\">Continue</a></p></body></html>\n"
     );
@@ -186,8 +188,10 @@ mod tests {
         assert_eq!(n.status, 503);
         assert!(n.headers.iter().any(|(k, v)| k == "retry-after" && v == "5"));
         assert_eq!(not_ready(true, 5).status, 401);
-        let c = continue_to("/a?x=\"><script>&y");
+        let c = continue_to("/a?x=\"><script>&y", true);
         assert_eq!(c.status, 200);
         assert!(!c.body.contains("<script>") && c.body.contains("url=/a?x=&quot;&gt;&lt;script&gt;&amp;y\""), "{}", c.body);
+        let c = continue_to("/a", false);
+        assert!(!c.body.contains("http-equiv") && c.body.contains("href=\"/a\""), "only a link: {}", c.body);
     }
 }

@@ -270,15 +270,26 @@ impl Settings {
         parse::settings(bytes, secrets)
     }
 
-    /// The profile that serves `host` (the `:authority`, port ignored) and `path`.
+    /// The profile that serves `host` (the `:authority`, port ignored) and `path`: the first
+    /// route whose `path_prefix` matches by whole segments (`/admin` and `/admin/...`).
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
+        self.route_for(authority, |prefix| crate::request::path_matches(path, prefix))
+    }
+
+    /// `profile_for`, when Envoy's two ways of matching a route prefix agree on it: by
+    /// whole segments (`path_separated_prefix`) and as a plain string (`prefix`, the usual
+    /// one). `None` when they differ, as for `/adminx` under a route `/admin`: the filter
+    /// cannot know which backend Envoy sends it to, nor so which rules apply.
+    pub fn unambiguous_profile_for(&self, authority: &str, path: &str) -> Option<usize> {
+        let by_segments = self.profile_for(authority, path);
+        let by_string = self.route_for(authority, |prefix| path.starts_with(prefix));
+        (by_segments == by_string).then_some(by_segments)
+    }
+
+    fn route_for(&self, authority: &str, prefix_matches: impl Fn(&str) -> bool) -> usize {
         // Most configurations route by path only: no host to normalise on every request.
         let host = if self.routes.iter().any(|r| r.host.is_some()) { bare_host(authority) } else { String::new() };
-        self.routes
-            .iter()
-            .find(|r| host_matches(r.host.as_deref(), &host) && crate::request::path_matches(path, &r.path_prefix))
-            .map(|r| r.profile)
-            .unwrap_or(0)
+        self.routes.iter().find(|r| host_matches(r.host.as_deref(), &host) && prefix_matches(&r.path_prefix)).map(|r| r.profile).unwrap_or(0)
     }
 
     /// Every profile that may serve requests to `authority`, whatever the path: the

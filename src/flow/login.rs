@@ -65,8 +65,26 @@ fn ready_metadata(rp: &Rp<'_>, cx: &mut Context<'_>) -> Result<crate::provider::
 /// Sends a browser to the IdP with a fresh transaction (state, nonce, PKCE verifier); it
 /// comes back to the page it asked for.
 pub fn start(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-    let return_to = safe_return_path(&req.path, &rp.profile.redirect_path);
+    let return_to = return_path(rp, &req.path);
     begin(rp, req, &return_to, None, true, cx)
+}
+
+/// Where a login may return: a same-origin path (`safe_return_path`), never one of the
+/// filter's own endpoints (a login that ends in a logout, or in another login).
+fn return_path(rp: &Rp<'_>, candidate: &str) -> String {
+    let path = safe_return_path(candidate, &rp.profile.redirect_path);
+    let own = |p: &str| p == rp.profile.logout_path || p == rp.profile.login_path;
+    if own(crate::http::split_path(&path).0) {
+        "/".into()
+    } else {
+        path
+    }
+}
+
+/// Whether the browser says the request comes from this site or from the user (typed,
+/// bookmarked): Fetch Metadata. Browsers that send none are not believed.
+fn started_here(req: &RequestView) -> bool {
+    req.header_str("sec-fetch-site").is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "same-origin" | "none"))
 }
 
 /// The longest `login_hint` passed on to the IdP; a longer one is dropped, not cut.
@@ -106,12 +124,12 @@ pub fn target_path(req: &RequestView) -> Option<String> {
 fn initiation_target(rp: &Rp<'_>, req: &RequestView, target: Option<&str>) -> String {
     let Some(target) = target else { return "/".into() };
     if target.starts_with('/') {
-        return safe_return_path(target, &rp.profile.redirect_path);
+        return return_path(rp, target);
     }
     let own_origin = Rp::origin(req);
     match Endpoint::parse(target) {
         Some(url) if format!("{}://{}", url.scheme, url.authority).eq_ignore_ascii_case(&own_origin) => {
-            safe_return_path(&url.path, &rp.profile.redirect_path)
+            return_path(rp, &url.path)
         }
         _ => {
             log::info!("oidc-edge: login initiation: target_link_uri is not on this site ({own_origin}); landing on /");
@@ -134,7 +152,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     let cookies = req.cookies();
     let mut random = [0u8; authorize::RANDOM_BYTES];
     cx.entropy.fill(&mut random);
-    let (location, tx) = authorize::start(
+    let (location, mut tx) = authorize::start(
         &metadata.authorization_endpoint,
         &rp.profile.client_id,
         &rp.profile.scope,
@@ -143,6 +161,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
         cx.now,
         &random,
     );
+    tx.started_here = started_here(req);
     let location = match login_hint {
         None => with_extra_params(location, &rp.profile.auth_query_params),
         // The link's hint replaces a configured one: a repeated parameter is no parameter.
@@ -408,7 +427,7 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
     let Some(set_cookies) = super::session::write_cookies(rp, &session, &ex.session_name, &ex.old_session_cookies, &ex.attrs, cx) else {
         return fail_exchange(cx, ex, 502, Reason::TokenResponseInvalid, "the tokens are too large to keep in cookies");
     };
-    let location = safe_return_path(&ex.tx.return_to, &rp.profile.redirect_path);
+    let location = return_path(rp, &ex.tx.return_to);
     let mut cookie_headers = vec![("set-cookie".to_string(), cookies::clear_cookie(&ex.tx_cookie, &ex.attrs))];
     cookie_headers.extend(set_cookies.into_iter().map(|c| ("set-cookie".to_string(), c)));
     cx.events.push(Event::LoginCompleted);
@@ -416,8 +435,11 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
         // The way back from the IdP is a navigation the IdP started, and a redirect from
         // here would still be part of it: the browser would not send the new `Strict`
         // cookie and the user would land without a session (and log in again, forever).
-        // A page of this site that moves on by itself starts a same-site navigation.
-        let mut page = pages::continue_to(&location);
+        // A page of this site that moves on by itself starts a same-site navigation; only
+        // for a login this site started: otherwise any site could send a user to any page
+        // here and, through a silent sign-in at the IdP, arrive with the Strict cookie
+        // (and `Sec-Fetch-Site: same-origin`), which is what Strict is meant to prevent.
+        let mut page = pages::continue_to(&location, ex.tx.started_here);
         page.headers.extend(cookie_headers);
         return Decision::Respond(page);
     }

@@ -252,15 +252,21 @@ impl Engine {
     /// The entry point for every request.
     pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
         // Rules meet the path as the application may read it, not only as sent. A path whose
-        // two readings belong to different routes is refused: Envoy routes on one reading
-        // (it keeps `%2F`), an application may act on the other, and either could be the
-        // route with the weaker rules.
+        // readings belong to different routes is refused: Envoy routes on one reading (it
+        // keeps `%2F`; its `prefix` matches `/adminx` under `/admin`), an application may
+        // act on another, and either could be the route with the weaker rules.
         let canonical = canonical_path(req.path_only());
-        if let Cow::Owned(decoded) = &canonical {
-            if self.settings.profile_for(&req.authority, req.path_only()) != self.settings.profile_for(&req.authority, decoded) {
-                log::info!("oidc-edge: refused a path that reads as two routes ({} as sent, {decoded:?} decoded)", req.path_only().escape_debug());
-                return Decision::Respond(pages::ambiguous_path());
-            }
+        let route = self.settings.unambiguous_profile_for(&req.authority, req.path_only());
+        let decoded_route = match &canonical {
+            Cow::Owned(decoded) => self.settings.unambiguous_profile_for(&req.authority, decoded),
+            Cow::Borrowed(_) => route,
+        };
+        if route.is_none() || route != decoded_route {
+            log::info!(
+                "oidc-edge: refused `{}`: it belongs to another route decoded ({canonical:?}) or once a route's path_prefix is read as a plain prefix, as Envoy's `prefix` does (end the path_prefix with `/` to match only below it)",
+                req.path_only().escape_debug()
+            );
+            return Decision::Respond(pages::ambiguous_path());
         }
         let index = self.select_profile(req, &canonical);
         let Some(rp) = self.rp(index) else {

@@ -909,10 +909,24 @@ fn a_path_that_reads_as_two_routes_is_refused() {
             assert!(r.body.contains("path_ambiguous"), "{path}");
         }
     }
+    // A name that only starts like a route's prefix: Envoy's `prefix: /admin` routes it to
+    // /admin's backend, its `path_separated_prefix` to the default one.
+    for path in ["/adminx", "/admin.json", "/admin./x", "/admin%20/x", "/publicx/secret", "/public-api"] {
+        assert_eq!(respond(w.request(&req("GET", path, &[("accept", "application/json")]))).status, 400, "{path}");
+    }
     // Decoding that stays within one route is fine: an API's encoded slash, a plain path.
     forward(w.request(&req("GET", "/public/files/a%2Fb", &[])));
     forward(w.request(&req("GET", "/public/x", &[])));
     assert_eq!(respond(w.request(&req("GET", "/admin/files/a%2Fb", &[("authorization", &auth)]))).status, 403);
+}
+
+#[test]
+fn a_path_prefix_ending_in_a_slash_covers_only_what_is_below_it() {
+    let mut w = World::new(json!({"pass_through_paths": ["/*"], "routes": [{"path_prefix": "/admin/", "pass_through_paths": []}]}));
+    for path in ["/adminx", "/admin.json", "/admin"] {
+        forward(w.request(&req("GET", path, &[("accept", "application/json")])));
+    }
+    assert_eq!(respond(w.request(&req("GET", "/admin/x", &[("accept", "application/json")]))).status, 401);
 }
 
 #[test]
@@ -1266,7 +1280,19 @@ fn same_site_strict_login_survives_the_cross_site_return() {
     let tx = first.headers.iter().find(|(n, v)| n == "set-cookie" && v.contains("_tx.")).unwrap();
     assert!(tx.1.contains("SameSite=Lax"), "{}", tx.1);
 
-    let s = start_login(&mut w, "/p?a=1&b=2");
+    // A login another site started (a link to any page here) ends on a page with a link
+    // only: moving on by itself would turn the other site's navigation, through a silent
+    // sign-in at the IdP, into this site's own, which Strict is there to prevent.
+    let r = respond(w.request(&req("GET", "/p?a=1&b=2", &[HTML, ("sec-fetch-site", "cross-site")])));
+    let done = respond(finish_started_response(&mut w, &r));
+    assert_eq!(done.status, 200);
+    assert!(!done.body.contains("http-equiv") && done.body.contains("href=\"/p?a=1&amp;b=2\""), "{}", done.body);
+
+    // One the user started here (typed, or from this site) moves on by itself.
+    let r = respond(w.request(&req("GET", "/p?a=1&b=2", &[HTML, ("sec-fetch-site", "none")])));
+    let loc = header(&r, "location").unwrap();
+    let q = Query::parse(loc.split_once('?').unwrap().1);
+    let s = Started { state: q.single("state").unwrap().into(), nonce: q.single("nonce").unwrap().into(), challenge: String::new(), cookies: set_cookies(&r.headers) };
     let d = callback(&mut w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
     let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
     let id_token = w.id_token(&s.nonce, json!({}));
@@ -1288,6 +1314,12 @@ fn same_site_strict_login_survives_the_cross_site_return() {
 
 /// Finishes a login whose redirect `r` the engine just gave; returns where it lands.
 fn finish_started(w: &mut World, r: &LocalResponse) -> String {
+    let done = respond(finish_started_response(w, r));
+    header(&done, "location").unwrap().to_string()
+}
+
+/// The callback's answer for the login whose redirect `r` the engine just gave.
+fn finish_started_response(w: &mut World, r: &LocalResponse) -> Decision {
     let loc = header(r, "location").unwrap();
     let q = Query::parse(loc.split_once('?').unwrap().1);
     let (state, nonce) = (q.single("state").unwrap().to_string(), q.single("nonce").unwrap().to_string());
@@ -1295,8 +1327,7 @@ fn finish_started(w: &mut World, r: &LocalResponse) -> String {
     let d = callback(w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
     let Decision::Call(_, pending) = d else { panic!("expected the code exchange, got {d:?}") };
     let token = w.id_token(&s.nonce, json!({}));
-    let done = respond(w.respond(pending, &token_response(&token, None)));
-    header(&done, "location").unwrap().to_string()
+    w.respond(pending, &token_response(&token, None))
 }
 
 #[test]
@@ -1317,6 +1348,9 @@ fn login_initiation_lands_on_this_site_only() {
         ("target_link_uri=javascript%3Aalert(1)", "/"),
         ("target_link_uri=%2Foauth2%2Fcallback%3Fcode%3Dx", "/"),
         ("target_link_uri=%2Fa&target_link_uri=%2Fb", "/"),
+        ("target_link_uri=%2Foauth2%2Flogout", "/"),
+        ("target_link_uri=%2Foauth2%2Flogout%3Fx%3D1", "/"),
+        ("target_link_uri=%2Foauth2%2Flogin%3Ftarget_link_uri%3D%2Fx", "/"),
     ];
     for (query, lands) in cases {
         let mut w = World::new(json!({}));

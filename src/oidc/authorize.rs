@@ -45,6 +45,7 @@ pub fn start(
         return_to: return_to.to_string(),
         redirect_uri: redirect_uri.to_string(),
         created: now,
+        started_here: false,
     };
     (location, tx)
 }

@@ -49,4 +49,7 @@ pub struct Transaction {
     pub return_to: String,
     pub redirect_uri: String,
     pub created: UnixTime,
+    /// The login was started by a request from this site or the user (`Sec-Fetch-Site`).
+    #[serde(default)]
+    pub started_here: bool,
 }

@@ -585,10 +585,12 @@ def two_routes():
 
 
 @pytest.mark.parametrize("path", ["/admin/..%2fpublic", "/admin/x/..%2f..%2fpublic", "/admin/x/%2e%2e;/%2e%2e;/public",
-                                  "/admin/x/..%5c..%5cpublic"])
+                                  "/admin/x/..%5c..%5cpublic", "/adminx", "/admin.json", "/admin%20/x", "/publicx/secret"])
 def test_a_path_that_reads_as_two_routes_is_refused(two_routes, path):
-    """Envoy keeps %2F (and encoded dots before `;`): it would route these to /admin's
-    backend, while decoded they read as /public, the open route."""
+    """Envoy keeps %2F (and encoded dots before `;`): it would route the first ones to
+    /admin's backend, while decoded they read as /public, the open route. The others
+    only start like a route's prefix: Envoy's `prefix` would route them there, its
+    `path_separated_prefix` would not."""
     before = two_routes.upstream_count()
     for headers in [{}, {"Authorization": f"Bearer {mint_token(fresh(two_routes, groups=['devs']))}"}]:
         r = raw_call(two_routes, path, headers)

@@ -575,8 +575,16 @@ META_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0;\s*url=([^"]*)
 
 def test_cookie_name_and_same_site_strict(plain_config):
     s = plain_config({"cookie_name": "app_sess", "cookie_same_site": "strict"})
+    # Started by another site: the login ends on a page with a link only, never moving on
+    # by itself (that would turn the other site's navigation into this site's own).
     b = new_browser()
-    st = start_login(s, "/named?x=1&y=2", session=b)
+    st = start_login(s, "/named?x=1&y=2", session=b, headers={"Sec-Fetch-Site": "cross-site"})
+    idp = complete_at_idp(b, st.authorize_url, user="alice")
+    cb = b.get(idp.callback_url, headers={"Cookie": cross_site_cookie_header(b)}, allow_redirects=False, timeout=15)
+    assert cb.status_code == 200 and not META_REFRESH.search(cb.text) and 'href="/named?x=1&amp;y=2"' in cb.text, cb.text[:500]
+    # Started by the user (a typed address): it moves on by itself.
+    b = new_browser()
+    st = start_login(s, "/named?x=1&y=2", session=b, headers={"Sec-Fetch-Site": "none"})
     assert [c.name.startswith("app_sess_tx.") for c in created_cookies(st.response, "app_sess")] == [True]
     idp = complete_at_idp(b, st.authorize_url, user="alice")
     # The IdP's redirect back is a cross-site navigation, as a browser makes it.
