@@ -201,7 +201,7 @@ const DECODE_ROUNDS: usize = 3;
 /// `/public/..;/admin` meets the rules of `/admin`: what goes upstream is left as sent.
 /// Case is kept: paths are case-sensitive (RFC 3986 6.2.2.1), as in Envoy's route matching.
 pub fn canonical_path(path: &str) -> Cow<'_, str> {
-    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) && !path.contains("//") && !path.contains("/.") {
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b';') || !b.is_ascii()) && !path.contains("//") && !path.contains("/.") {
         return Cow::Borrowed(path);
     }
     let mut bytes = path.as_bytes().to_vec();
@@ -212,7 +212,9 @@ pub fn canonical_path(path: &str) -> Cow<'_, str> {
         }
         bytes = decoded;
     }
-    let text = String::from_utf8_lossy(&bytes).replace('\\', "/");
+    let bytes = overlong_separators(&bytes);
+    // Fullwidth forms read as their ASCII selves under NFKC, which some servers apply.
+    let text = String::from_utf8_lossy(&bytes).replace(['\\', '\u{FF0F}', '\u{FF3C}'], "/").replace('\u{FF0E}', ".");
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in text.split('/') {
@@ -237,12 +239,48 @@ pub fn canonical_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `%XX` → byte wherever `XX` is hex; anything else (a lone `%`) stays.
+/// The overlong UTF-8 forms of `.`, `/` and `\` (`%c0%ae`, ...), which lenient decoders
+/// still read as those characters, as the characters themselves.
+fn overlong_separators(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let plain = match (b, input.get(i.saturating_add(1))) {
+            (0xC0, Some(0xAE)) => Some(b'.'),
+            (0xC0, Some(0xAF)) => Some(b'/'),
+            (0xC1, Some(0x9C)) => Some(b'\\'),
+            _ => None,
+        };
+        match plain {
+            Some(c) => {
+                out.push(c);
+                i = i.saturating_add(2);
+            }
+            None => {
+                out.push(b);
+                i = i.saturating_add(1);
+            }
+        }
+    }
+    out
+}
+
+/// `%XX` → byte wherever `XX` is hex, and IIS's `%uXXXX` → the character; anything else
+/// (a lone `%`) stays.
 fn percent_decode_lenient(input: &[u8]) -> Vec<u8> {
     let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while let Some(&b) = input.get(i) {
+        if b == b'%' && matches!(input.get(i.saturating_add(1)), Some(b'u' | b'U')) {
+            let code = input.get(i.saturating_add(2)..i.saturating_add(6)).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+            if let Some(c) = code.and_then(char::from_u32) {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i = i.saturating_add(6);
+                continue;
+            }
+        }
         if b == b'%' {
             if let (Some(hi), Some(lo)) = (input.get(i.saturating_add(1)).copied().and_then(hex), input.get(i.saturating_add(2)).copied().and_then(hex)) {
                 out.push(hi.saturating_mul(16).saturating_add(lo));
@@ -369,6 +407,15 @@ mod tests {
             ("/100%", "/100%"),
             ("/%zz/%4", "/%zz/%4"),
             ("/ADMIN/x", "/ADMIN/x"),
+            ("/public/%c0%ae%c0%ae/admin/x", "/admin/x"),
+            ("/public/%c0%ae%c0%ae%c0%afadmin", "/admin"),
+            ("/public/%u002e%u002e/admin", "/admin"),
+            ("/public/..%u2215x", "/public/..\u{2215}x"),
+            ("/public/%ef%bc%8e%ef%bc%8e%ef%bc%8fadmin", "/admin"),
+            ("/%u", "/%u"),
+            ("/%u12", "/%u12"),
+            ("/%uD800", "/%uD800"),
+            ("/public/\u{FF0E}\u{FF0E}/admin", "/admin"),
         ];
         for (sent, read) in cases {
             assert_eq!(canonical_path(sent), read, "{sent}");

@@ -673,7 +673,7 @@ pub fn request(data: &[u8]) {
         assert!(canonical.starts_with('/'), "{candidate:?} -> {canonical:?}");
         let inner = canonical.strip_suffix('/').unwrap_or(&canonical);
         assert!(inner.split('/').skip(1).all(|seg| !matches!(seg, "" | "." | "..")), "{candidate:?} -> {canonical:?}");
-        let plain = !candidate.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) && !candidate.contains("//") && !candidate.contains("/.");
+        let plain = !candidate.bytes().any(|b| matches!(b, b'%' | b'\\' | b';') || !b.is_ascii()) && !candidate.contains("//") && !candidate.contains("/.");
         if plain {
             assert_eq!(canonical, candidate);
         }

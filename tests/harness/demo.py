@@ -111,10 +111,16 @@ def main() -> int:
         stack.wait_filter_ready(20)
         return check(stack) if args.check else serve(stack)
     except KeyboardInterrupt:
+        # A second Ctrl-C while stopping must not break the clean stop with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nstopping", flush=True)
         return 0
     except (StackError, LoginError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+        if "Address already in use" in str(exc):
+            print("a port of the demo is taken: pick others with the OIDC_EDGE_DEMO_*_PORT variables "
+                  "(`.venv/bin/python tests/harness/demo.py --help`)", file=sys.stderr)
         if stack is not None:
             print(f"logs: {stack.artifacts}", file=sys.stderr)
         return 1
