@@ -87,6 +87,11 @@ impl RequestView {
             .filter_map(|(_, v)| self.raw.get(v.clone()))
     }
 
+    /// Every header name the request carries, in order (repeated names repeat).
+    pub fn header_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.fields.iter().filter_map(|(n, _)| self.raw.get(n.clone()))
+    }
+
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.values(name).next()

@@ -61,6 +61,11 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
             if !is_plain_path(&path_prefix) {
                 return Err(ConfigError::new(&format!("{prefix}path_prefix"), "must be an absolute path such as `/app`"));
             }
+            // Prefixes are compared with the path both as sent and decoded: an encoded one
+            // would never meet its decoded twin, and `*` is no wildcard here.
+            if path_prefix.contains(['%', '*', ';']) {
+                return Err(ConfigError::new(&format!("{prefix}path_prefix"), "must be a plain path without `%`, `*` or `;`, such as `/app` or `/app/`"));
+            }
             if host.is_none() && path_prefix == "/" {
                 return Err(ConfigError::new(&format!("routes[{i}]"), "needs a `host` or a `path_prefix` other than `/`, or it would shadow every later route and the top level"));
             }

@@ -150,6 +150,8 @@ fn errors_name_the_field() {
         (json!({"bearer_validators": [{"issuer": "https://x", "audiences": ["a"], "scopes": []}]}), "bearer_validators[0].scopes", "unknown field"),
         (json!({"routes": {}}), "routes", "list"),
         (json!({"routes": [{"path_prefix": "/"}]}), "routes[0]", "shadow"),
+        (json!({"routes": [{"path_prefix": "/my%20app"}]}), "routes[0].path_prefix", "without `%`"),
+        (json!({"routes": [{"path_prefix": "/star*"}]}), "routes[0].path_prefix", "without `%`"),
         (json!({"routes": [{"host": "https://a"}]}), "routes[0].host", "host name"),
         (json!({"routes": [{"host": "a.example.com", "client_idd": "x"}]}), "routes[0].client_idd", "did you mean `client_id`"),
         (json!({"routes": [{"host": "a.example.com", "routes": []}]}), "routes[0].routes", "nested"),

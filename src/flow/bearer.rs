@@ -36,7 +36,7 @@ pub struct Parked {
     pub request: RequestView,
 }
 
-const K8S_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+pub(super) const K8S_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
 
 /// The tokens a WebSocket upgrade may carry besides `Authorization` and cookies.
 pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Vec<(String, Source)> {
@@ -168,23 +168,10 @@ fn authorization(req: &RequestView, token: &str, source: Source) -> Authorizatio
 fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {
     let decision = rp.forward(req, identity, authorization(req, token, source), cx);
     let Decision::Forward(mut fwd) = decision else { return decision };
+    // The subprotocol token is out of the list already (`Rp::strip_only`): it is forwarded
+    // once, in Authorization.
     match source {
-        Source::Header => {}
-        Source::WebSocketProtocol => {
-            // The token is forwarded once, in Authorization; the subprotocol list keeps the rest.
-            let rest: Vec<&str> = req
-                .header_str("sec-websocket-protocol")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty() && !p.starts_with(K8S_PROTOCOL_PREFIX))
-                .collect();
-            if rest.is_empty() {
-                fwd.remove_headers.push("sec-websocket-protocol".into());
-            } else {
-                fwd.set_headers.push(("sec-websocket-protocol".into(), rest.join(", ")));
-            }
-        }
+        Source::Header | Source::WebSocketProtocol => {}
         Source::Query => {
             let (path, query) = req.path.split_once('?').unwrap_or((req.path.as_str(), ""));
             let kept: Vec<(String, String)> = Query::parse(query).pairs().iter().filter(|(k, _)| k != "access_token").cloned().collect();

@@ -563,11 +563,37 @@ impl Rp<'_> {
         packed::unpack(&self.party.sealer.open(&self.session_label(cookie), sealed)?)
     }
 
-    /// Only the header hygiene: for pass-through paths. Only headers the request carries
-    /// are named (each removal is a host call).
+    /// Only the header hygiene: for pass-through paths, and the start of every forward.
+    /// Only headers the request carries are named (each removal is a host call).
     fn strip_only(&self, req: &RequestView) -> Forward {
-        let remove_headers = self.engine.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
-        Forward { remove_headers, cookie: self.engine.upstream_cookie(req), ..Forward::default() }
+        let mut fwd = Forward { cookie: self.engine.upstream_cookie(req), ..Forward::default() };
+        fwd.remove_headers = self.engine.strip.iter().filter(|h| req.header(h).is_some()).cloned().collect();
+        // `X_Groups` is `X-Groups` to CGI-style servers (both become HTTP_X_GROUPS), and
+        // Envoy lets underscores through by default: such copies go too.
+        for name in req.header_names().filter(|n| n.contains(&b'_')) {
+            let name = String::from_utf8_lossy(name);
+            let dashed = name.replace('_', "-");
+            if self.engine.strip.contains(&dashed) && !fwd.remove_headers.iter().any(|r| *r == name) {
+                fwd.remove_headers.push(name.into_owned());
+            }
+        }
+        // A bearer token in the WebSocket subprotocol list never goes upstream, used or not:
+        // the one used travels in Authorization; another was never checked.
+        let protocols = req.header_values("sec-websocket-protocol");
+        let carries_token = |v: &&[u8]| String::from_utf8_lossy(v).split(',').any(|p| p.trim().starts_with(bearer::K8S_PROTOCOL_PREFIX));
+        if protocols.iter().any(carries_token) {
+            let rest: Vec<String> = protocols
+                .iter()
+                .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+                .filter(|p| !p.is_empty() && !p.starts_with(bearer::K8S_PROTOCOL_PREFIX))
+                .collect();
+            if rest.is_empty() {
+                fwd.remove_headers.push("sec-websocket-protocol".into());
+            } else {
+                fwd.set_headers.push(("sec-websocket-protocol".into(), rest.join(", ")));
+            }
+        }
+        fwd
     }
 
     /// Forwards an authenticated request: forged identity headers out, ours in.

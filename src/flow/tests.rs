@@ -857,6 +857,35 @@ fn pass_through_and_api_paths() {
 }
 
 #[test]
+fn underscore_copies_of_identity_headers_and_unused_subprotocol_tokens_never_go_upstream() {
+    let mut w = World::new(json!({"claim_headers": {"X-Groups": "groups"}, "pass_through_paths": ["/public/"]}));
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300}));
+    let auth = format!("Bearer {token}");
+    let forged = [("x_groups", "admins"), ("x_auth_request_user", "root"), ("X_Auth_Request_Email", "root@evil"), ("x_other", "kept")];
+    for (path, with_auth) in [("/app", true), ("/public/x", false)] {
+        let mut headers = forged.to_vec();
+        if with_auth {
+            headers.push(("authorization", &auth));
+        }
+        let f = forward(w.request(&req("GET", path, &headers)));
+        for name in ["x_groups", "x_auth_request_user", "x_auth_request_email"] {
+            assert!(f.remove_headers.iter().any(|r| r.eq_ignore_ascii_case(name)), "{path}: {name}: {f:?}");
+        }
+        assert!(!f.remove_headers.iter().any(|r| r == "x_other"), "{f:?}");
+    }
+    // A session or header credential wins; a subprotocol token beside it is never checked,
+    // so it never reaches the application either.
+    let other = w.idp.sign(&json!({"iss": ISSUER, "sub": "mallory", "aud": "app", "exp": T0 + 300}));
+    let proto = format!("chat, base64url.bearer.authorization.k8s.io.{}", b64::url_encode(other.as_bytes()));
+    let ws = [("connection", "Upgrade"), ("upgrade", "websocket")];
+    let f = forward(w.request(&req("GET", "/ws", &[ws[0], ws[1], ("authorization", &auth), ("sec-websocket-protocol", &proto)])));
+    assert!(f.set_headers.contains(&("sec-websocket-protocol".to_string(), "chat".to_string())), "{f:?}");
+    let only = format!("base64url.bearer.authorization.k8s.io.{}", b64::url_encode(other.as_bytes()));
+    let f = forward(w.request(&req("GET", "/public/ws", &[ws[0], ws[1], ("sec-websocket-protocol", &only)])));
+    assert!(f.remove_headers.contains(&"sec-websocket-protocol".to_string()), "{f:?}");
+}
+
+#[test]
 fn rules_meet_the_path_as_an_application_may_read_it() {
     let mut w = World::new(json!({
         "pass_through_paths": ["/healthz", "/static/"],

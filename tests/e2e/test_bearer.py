@@ -509,6 +509,19 @@ def test_pass_through_paths_reach_upstream_unauthenticated_and_stripped(bs, path
     assert settled_count(bs) == before + 1
 
 
+@pytest.mark.parametrize("path,authenticated", [("/api/echo", True), ("/public/app.css", False)])
+def test_underscore_copies_of_identity_headers_are_stripped(bs, path, authenticated):
+    """CGI-style servers read `X_Groups` as `X-Groups`, and Envoy passes underscores by
+    default: the filter removes such copies of every identity and claim header."""
+    forged = {"X_Groups": "admins", "X_Auth_Request_User": "root", "X_Auth_Request_Email": "root@evil.example"}
+    if authenticated:
+        forged["Authorization"] = f"Bearer {mint_token(fresh(bs))}"
+    r = raw_call(bs, path, forged)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    names = [n.lower() for n, _v in r.json()["raw_headers"]]
+    assert not {"x_groups", "x_auth_request_user", "x_auth_request_email"} & set(names), names
+
+
 def test_pass_through_is_not_a_prefix_of_other_paths(bs):
     with new_session() as http:
         r = http.get(bs.url("/healthzz"), headers=BROWSER_HEADERS, allow_redirects=False, timeout=30)

@@ -382,6 +382,19 @@ def test_websocket_with_40kb_bearer_in_subprotocol(big):
     assert "base64url.bearer" not in str(seen["raw_headers"])
 
 
+def test_websocket_subprotocol_token_beside_another_credential_never_goes_upstream(big):
+    """The Authorization header authenticates; a second token in the subprotocol list
+    was never checked, so it is dropped from the list, not passed on."""
+    alice = mint_token(token_claims(big, sub="alice"))
+    mallory = mint_token(token_claims(big, sub="mallory"))
+    entry = "base64url.bearer.authorization.k8s.io." + b64url_encode(mallory.encode())
+    ws = ws_open(big, "/ws/two", headers={"Authorization": f"Bearer {alice}"}, subprotocols=["v4.channel.k8s.io", entry])
+    echo_round_trips(ws)
+    seen = last_upgrade(big)
+    assert seen["headers"].get("x-auth-request-user") == "alice"
+    assert "base64url.bearer" not in str(seen["raw_headers"]), seen["raw_headers"]
+
+
 def test_websocket_with_query_token(big):
     token = mint_token(token_claims(big, sub="dave"))
     ws = ws_open(big, f"/ws/q?room=7&access_token={token}&x=1")
