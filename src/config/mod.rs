@@ -273,7 +273,7 @@ impl Settings {
     /// The profile that serves `host` (the `:authority`, port ignored) and `path`: the first
     /// route whose `path_prefix` matches by whole segments (`/admin` and `/admin/...`).
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
-        self.route_for(authority, |prefix| crate::request::path_matches(path, prefix))
+        self.route_for(&self.route_host(authority), |prefix| crate::request::path_matches(path, prefix))
     }
 
     /// `profile_for`, when Envoy's two ways of matching a route prefix agree on it: by
@@ -281,15 +281,24 @@ impl Settings {
     /// one). `None` when they differ, as for `/adminx` under a route `/admin`: the filter
     /// cannot know which backend Envoy sends it to, nor so which rules apply.
     pub fn unambiguous_profile_for(&self, authority: &str, path: &str) -> Option<usize> {
-        let by_segments = self.profile_for(authority, path);
-        let by_string = self.route_for(authority, |prefix| path.starts_with(prefix));
+        let host = self.route_host(authority);
+        let by_segments = self.route_for(&host, |prefix| crate::request::path_matches(path, prefix));
+        let by_string = self.route_for(&host, |prefix| path.starts_with(prefix));
         (by_segments == by_string).then_some(by_segments)
     }
 
-    fn route_for(&self, authority: &str, prefix_matches: impl Fn(&str) -> bool) -> usize {
-        // Most configurations route by path only: no host to normalise on every request.
-        let host = if self.routes.iter().any(|r| r.host.is_some()) { bare_host(authority) } else { String::new() };
-        self.routes.iter().find(|r| host_matches(r.host.as_deref(), &host) && prefix_matches(&r.path_prefix)).map(|r| r.profile).unwrap_or(0)
+    /// The host routes are matched on. Most configurations route by path only: then no
+    /// host is normalised on every request.
+    fn route_host(&self, authority: &str) -> String {
+        if self.routes.iter().any(|r| r.host.is_some()) {
+            bare_host(authority)
+        } else {
+            String::new()
+        }
+    }
+
+    fn route_for(&self, host: &str, prefix_matches: impl Fn(&str) -> bool) -> usize {
+        self.routes.iter().find(|r| host_matches(r.host.as_deref(), host) && prefix_matches(&r.path_prefix)).map(|r| r.profile).unwrap_or(0)
     }
 
     /// Every profile that may serve requests to `authority`, whatever the path: the

@@ -261,14 +261,14 @@ impl Engine {
             Cow::Owned(decoded) => self.settings.unambiguous_profile_for(&req.authority, decoded),
             Cow::Borrowed(_) => route,
         };
-        if route.is_none() || route != decoded_route {
+        let Some(by_route) = route.filter(|_| route == decoded_route) else {
             log::info!(
                 "oidc-edge: refused `{}`: it belongs to another route decoded ({canonical:?}) or once a route's path_prefix is read as a plain prefix, as Envoy's `prefix` does (end the path_prefix with `/` to match only below it)",
                 req.path_only().escape_debug()
             );
             return Decision::Respond(pages::ambiguous_path());
-        }
-        let index = self.select_profile(req, &canonical);
+        };
+        let index = self.select_profile(req, by_route);
         let Some(rp) = self.rp(index) else {
             return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
         };
@@ -295,8 +295,8 @@ impl Engine {
     /// path shared by several routes of the host belongs to the route whose login or
     /// session cookie the request carries (a `/admin` route's login comes back to the
     /// common `/oauth2/callback`), and a login path to the route of its `target_link_uri`.
-    fn select_profile(&self, req: &RequestView, canonical: &str) -> usize {
-        let by_route = self.settings.profile_for(&req.authority, canonical);
+    /// `by_route`: the profile of the request's host and path (`Settings::profile_for`).
+    fn select_profile(&self, req: &RequestView, by_route: usize) -> usize {
         let path = req.path_only();
         if self.login_paths.iter().any(|p| p == path) {
             // A login started for `/admin/x` belongs to the route that serves `/admin/x`.
