@@ -49,12 +49,13 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
     let token_live = now < session.token_exp;
     let lease_until = after(rp.provider.wait_deadline(now), 1);
     let lease_key = refresh_lease_key(rp, &refresh_token);
-    let granted = callback::redeem(cx.store, &lease_key, &refresh_token, now, lease_until);
+    let redeemed = callback::redeem_or_recorded(cx.store, &lease_key, &refresh_token, now, lease_until);
+    let granted = redeemed.is_ok();
     if !granted && token_live {
         return None;
     }
     // A lease runs until about `lease_until`; a record that runs longer marks a used-up token.
-    let used_up = !granted && callback::recorded_until(cx.store, &lease_key, &refresh_token, now).is_some_and(|until| until > lease_until);
+    let used_up = redeemed.is_err_and(|until| until.is_some_and(|until| until > lease_until));
     let refreshing = Refreshing {
         profile: rp.index,
         request: Box::new(req.clone()),

@@ -64,20 +64,32 @@ const MAX_USED_STATES: usize = 4096;
 /// Records `state` as redeemed, proxy-wide. Returns false when it was already redeemed:
 /// the callback is then a replay (RFC 9700 4.7, state is single use).
 pub fn redeem(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime) -> bool {
+    redeem_or_recorded(store, key, state, now, keep_until).is_ok()
+}
+
+/// `redeem`, telling on refusal until when `state` was already recorded (`None`: the
+/// record could not be written, under persistent contention).
+pub fn redeem_or_recorded(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime) -> Result<(), Option<UnixTime>> {
     redeem_bounded(store, key, state, now, keep_until, MAX_USED_STATES)
 }
 
-fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime, bound: usize) -> bool {
+fn redeem_bounded(store: &mut dyn SharedStore, key: &str, state: &str, now: UnixTime, keep_until: UnixTime, bound: usize) -> Result<(), Option<UnixTime>> {
     let id = state_id(state);
+    let mut recorded = None;
     // Persistent contention refuses rather than risk accepting a replay.
-    update_used(store, key, now, |used| {
-        if used.entries.iter().any(|(s, _)| s == &id) {
+    let written = update_used(store, key, now, |used| {
+        if let Some((_, until)) = used.entries.iter().find(|(s, _)| s == &id) {
+            recorded = Some(*until);
             return Some(false);
         }
         used.push_bounded(id.clone(), keep_until, bound);
         None
-    })
-    .unwrap_or(false)
+    });
+    if written == Some(true) {
+        Ok(())
+    } else {
+        Err(recorded)
+    }
 }
 
 /// Records `state` until at least `keep_until`, whether it was recorded before or not
@@ -92,14 +104,6 @@ pub fn record_until(store: &mut dyn SharedStore, key: &str, state: &str, now: Un
         }
         None
     });
-}
-
-/// Until when `state` is recorded (`None`: not, or no longer).
-pub fn recorded_until(store: &dyn SharedStore, key: &str, state: &str, now: UnixTime) -> Option<UnixTime> {
-    let id = state_id(state);
-    let (bytes, _) = store.get(key)?;
-    let used: UsedStates = serde_json::from_slice(&bytes).ok()?;
-    used.entries.into_iter().find(|(s, until)| s == &id && *until > now).map(|(_, until)| until)
 }
 
 impl UsedStates {
@@ -162,12 +166,12 @@ mod tests {
         assert!(redeem(&mut store, "k", "s2", 1, 600));
         // Expired records are pruned, the store stays bounded.
         for i in 0..100 {
-            assert!(redeem_bounded(&mut store, "k", &format!("x{i}"), 700, 1300, 64));
+            assert!(redeem_bounded(&mut store, "k", &format!("x{i}"), 700, 1300, 64).is_ok());
         }
         let (bytes, _) = store.get("k").unwrap();
         let used: UsedStates = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(used.entries.len(), 64);
-        assert!(!redeem_bounded(&mut store, "k", "x99", 701, 1300, 64), "recent ones are still remembered");
+        assert_eq!(redeem_bounded(&mut store, "k", "x99", 701, 1300, 64), Err(Some(1300)), "recent ones are still remembered, with their time");
     }
 
     #[test]
