@@ -57,7 +57,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "allow_query_token", kind: "boolean", default: "`false`", doc: "Accept a bearer token in the `access_token` query parameter of WebSocket upgrades (removed before the request goes upstream)." },
     FieldDoc { name: "allowed_origins", kind: "list of strings", default: "`[]`", doc: "Origins (`https://app.example.com`) besides the request's own that may open cookie-authenticated WebSockets." },
     // Claims and authorization.
-    FieldDoc { name: "claim_headers", kind: "map of header to claim path", default: "`{}`", doc: "Upstream headers set from claims (`\"X-Groups\": \"groups\"`, nested paths with dots, arrays joined with commas); client-sent copies are always removed." },
+    FieldDoc { name: "claim_headers", kind: "map of header to claim path", default: "`{}`", doc: "Upstream headers set from claims (`\"X-Groups\": \"groups\"`, nested paths with dots; a claim whose whole name is the path, such as Auth0's `https://example.com/roles`, is read as it is; arrays joined with commas); client-sent copies are always removed." },
     FieldDoc { name: "claim_map", kind: "map of claim to map", default: "`{}`", doc: "Renames claim values before headers and rules, e.g. `{\"groups\": {\"a1b2-guid\": \"admins\"}}`; unmapped values stay as they are." },
     FieldDoc { name: "require", kind: "list of rules", default: "`[]`", doc: "Every rule must hold or the request gets 403: `{\"claim\": \"groups\", \"one_of\": [\"admins\"]}` or `{\"claim\": \"email_verified\", \"equals\": true}`." },
     // Cookies and sessions.

@@ -43,14 +43,39 @@ fn apply_claim_map(claims: &mut Map<String, Value>, profile: &Profile) {
     }
 }
 
-/// The value at a dotted path (`realm_access.roles`).
+/// The value at a dotted path (`realm_access.roles`). A top-level claim whose whole name is
+/// the path wins: namespaced claims (`https://example.com/roles`, as Auth0 requires) contain
+/// dots, and could not be addressed otherwise.
 pub fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    if path.len() > 1 {
+        if let Some((_, v)) = claims.iter().find(|(name, _)| is_joined(name, path)) {
+            return Some(v);
+        }
+    }
     let (first, rest) = path.split_first()?;
     let mut current = claims.get(first)?;
     for key in rest {
         current = current.as_object()?.get(key)?;
     }
     Some(current)
+}
+
+/// Whether `name` is `parts` joined with dots, without building the joined string.
+fn is_joined(name: &str, parts: &[String]) -> bool {
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix('.') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(part.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// A claim as a header value: strings as they are, numbers and booleans printed, lists
@@ -176,5 +201,36 @@ mod tests {
         assert!(check_rules(&id, &rule(json!([{"claim": "missing", "one_of": ["x"]}]))).is_err());
         let both = rule(json!([{"claim": "sub", "one_of": ["alice"]}, {"claim": "groups", "one_of": ["ops"]}]));
         assert!(check_rules(&id, &both).is_err(), "all rules must hold");
+    }
+
+    #[test]
+    fn namespaced_claims_are_addressed_by_their_whole_name() {
+        let mut c = claims();
+        c.insert("https://example.com/roles".into(), json!(["editor", "viewer"]));
+        c.insert("https://example.com/org".into(), json!("acme"));
+        c.insert("https://example".into(), json!({"com/org": "nested-loses"}));
+        let p = profile(json!({
+            "claim_headers": {"X-Roles": "https://example.com/roles", "X-Org": "https://example.com/org", "X-Tenant": "org.tenant.id", "X-Part": "https://example.com"},
+            "claim_map": {"https://example.com/roles": {"editor": "writers"}},
+        }));
+        let id = Identity::from_claims(c, &p, 0);
+        let h = upstream_headers(&id, &p);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-roles"), Some("writers,viewer"), "claim_map applies to namespaced claims too");
+        assert_eq!(get("x-org"), Some("acme"), "the whole name wins over a nested reading");
+        assert_eq!(get("x-tenant"), Some("42"), "dotted paths still read nested claims");
+        assert_eq!(get("x-part"), None, "a prefix of a claim name is not that claim");
+        let rule = |v: Value| profile(json!({"require": v})).require;
+        assert!(check_rules(&id, &rule(json!([{"claim": "https://example.com/roles", "one_of": ["viewer"]}]))).is_ok());
+        assert!(check_rules(&id, &rule(json!([{"claim": "https://example.com/roles", "one_of": ["admin"]}]))).is_err());
+    }
+
+    #[test]
+    fn joined_names() {
+        let parts = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
+        for (name, path, want) in [("a.b", "a.b", true), ("a.b", "a.b.c", false), ("a.b.c", "a.b", false), ("ab", "a.b", false),
+                                   ("a.bc", "a.b", false), ("a..b", "a.b", false), ("", "a", false), ("a", "a", true)] {
+            assert_eq!(is_joined(name, &parts(path)), want, "{name} vs {path}");
+        }
     }
 }
