@@ -240,8 +240,43 @@ pub struct Profile {
 pub struct Route {
     /// Lower-case host without port; `*.example.com` matches any subdomain. `None`: any host.
     pub host: Option<String>,
-    pub path_prefix: String,
+    pub path: RoutePath,
     pub profile: usize,
+}
+
+/// The paths a route covers, as Envoy's route `prefix` / `path` match them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutePath {
+    /// `path_prefix`: by whole segments (`/admin`, `/admin/...`), or everything below it
+    /// when it ends in `/`.
+    Prefix(String),
+    /// `path_exact`: that path only (Kubernetes' `pathType: Exact`).
+    Exact(String),
+}
+
+impl RoutePath {
+    /// `plain`: a prefix read as a plain string, as Envoy's `prefix` match does.
+    fn matches(&self, path: &str, plain: bool) -> bool {
+        match self {
+            RoutePath::Prefix(prefix) if plain => path.starts_with(prefix.as_str()),
+            RoutePath::Prefix(prefix) => crate::request::path_matches(path, prefix),
+            RoutePath::Exact(exact) => path == exact,
+        }
+    }
+}
+
+/// Envoy picks a virtual host by how specifically its domain names the host: an exact
+/// name, then the longest `*.` suffix, then any host. Routes are tried in that order (and
+/// in the order written within each), so a wildcard route never takes a request that
+/// Envoy sends to an exact host's application.
+pub(crate) fn host_rank(host: Option<&str>) -> (u8, std::cmp::Reverse<usize>) {
+    match host {
+        Some(h) => match h.strip_prefix("*.") {
+            Some(suffix) => (1, std::cmp::Reverse(suffix.len())),
+            None => (0, std::cmp::Reverse(0)),
+        },
+        None => (2, std::cmp::Reverse(0)),
+    }
 }
 
 /// The validated configuration. Built once at configure time; never changes afterwards.
@@ -271,9 +306,9 @@ impl Settings {
     }
 
     /// The profile that serves `host` (the `:authority`, port ignored) and `path`: the first
-    /// route whose `path_prefix` matches by whole segments (`/admin` and `/admin/...`).
+    /// route whose path matches, a `path_prefix` by whole segments (`/admin` and `/admin/...`).
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
-        self.route_for(&self.route_host(authority), |prefix| crate::request::path_matches(path, prefix))
+        self.route_for(&self.route_host(authority), |route| route.matches(path, false))
     }
 
     /// `profile_for`, when Envoy's two ways of matching a route prefix agree on it: by
@@ -282,8 +317,8 @@ impl Settings {
     /// cannot know which backend Envoy sends it to, nor so which rules apply.
     pub fn unambiguous_profile_for(&self, authority: &str, path: &str) -> Option<usize> {
         let host = self.route_host(authority);
-        let by_segments = self.route_for(&host, |prefix| crate::request::path_matches(path, prefix));
-        let by_string = self.route_for(&host, |prefix| path.starts_with(prefix));
+        let by_segments = self.route_for(&host, |route| route.matches(path, false));
+        let by_string = self.route_for(&host, |route| route.matches(path, true));
         (by_segments == by_string).then_some(by_segments)
     }
 
@@ -297,8 +332,9 @@ impl Settings {
         }
     }
 
-    fn route_for(&self, host: &str, prefix_matches: impl Fn(&str) -> bool) -> usize {
-        self.routes.iter().find(|r| host_matches(r.host.as_deref(), host) && prefix_matches(&r.path_prefix)).map(|r| r.profile).unwrap_or(0)
+    /// The first route (in `host_rank` order, as parsed) for the host whose path matches.
+    fn route_for(&self, host: &str, path_matches: impl Fn(&RoutePath) -> bool) -> usize {
+        self.routes.iter().find(|r| host_matches(r.host.as_deref(), host) && path_matches(&r.path)).map(|r| r.profile).unwrap_or(0)
     }
 
     /// Every profile that may serve requests to `authority`, whatever the path: the

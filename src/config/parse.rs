@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 use super::fields::Fields;
 use super::reference::check_known;
 use super::{
-    BearerValidator, ClientAuth, ClientKeySettings, ConfigError, CookieSettings, EndpointOverrides, ForwardToken, Profile, ProviderConfig, Route, Rule,
-    SecretSource, Settings, ValueMap, DAY, HOUR, MINUTE,
+    BearerValidator, ClientAuth, ClientKeySettings, ConfigError, CookieSettings, EndpointOverrides, ForwardToken, Profile, ProviderConfig, Route, RoutePath, Rule,
+    host_rank, SecretSource, Settings, ValueMap, DAY, HOUR, MINUTE,
 };
 use crate::b64;
 use crate::http::Endpoint;
@@ -17,7 +17,7 @@ use crate::oidc::client_key::ClientKey;
 use crate::session::cookies::SameSite;
 
 /// Keys a route may not set (they are routing itself).
-const ROUTE_ONLY: [&str; 2] = ["host", "path_prefix"];
+const ROUTE_ONLY: [&str; 3] = ["host", "path_prefix", "path_exact"];
 /// Keys a bearer validator may set.
 const VALIDATOR_KEYS: [&str; 6] = ["issuer", "audiences", "jwks_uri", "discovery_url", "jwks", "idp_cluster"];
 
@@ -57,16 +57,8 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
                     return Err(ConfigError::new(&format!("{prefix}host"), "must be a host name such as `app.example.com` or `*.example.com` (no scheme, port or path)"));
                 }
             }
-            let path_prefix = rf.optional_string("path_prefix")?.unwrap_or_else(|| "/".into());
-            if !is_plain_path(&path_prefix) {
-                return Err(ConfigError::new(&format!("{prefix}path_prefix"), "must be an absolute path such as `/app`"));
-            }
-            // Prefixes are compared with the path both as sent and decoded: an encoded one
-            // would never meet its decoded twin, and `*` is no wildcard here.
-            if path_prefix.contains(['%', '*', ';']) {
-                return Err(ConfigError::new(&format!("{prefix}path_prefix"), "must be a plain path without `%`, `*` or `;`, such as `/app` or `/app/`"));
-            }
-            if host.is_none() && path_prefix == "/" {
+            let path = route_path(&rf, &prefix)?;
+            if host.is_none() && path == RoutePath::Prefix("/".into()) {
                 return Err(ConfigError::new(&format!("routes[{i}]"), "needs a `host` or a `path_prefix` other than `/`, or it would shadow every later route and the top level"));
             }
             let mut merged = base.clone();
@@ -81,11 +73,33 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
                 // Two routes on one host must not overwrite each other's session.
                 profile.cookie.name = format!("{}-{}", profile.cookie.name, i.saturating_add(1));
             }
-            settings.routes.push(Route { host, path_prefix, profile: settings.profiles.len() });
+            settings.routes.push(Route { host, path, profile: settings.profiles.len() });
             settings.profiles.push(profile);
         }
+        // Stable: the order written still decides among routes of the same host rank.
+        settings.routes.sort_by_key(|r| host_rank(r.host.as_deref()));
     }
     Ok(settings)
+}
+
+/// A route's `path_prefix` (default `/`) or `path_exact`.
+fn route_path(rf: &Fields<'_>, prefix: &str) -> Result<RoutePath, ConfigError> {
+    let (field, value) = match (rf.optional_string("path_prefix")?, rf.optional_string("path_exact")?) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(&format!("{prefix}path_exact"), "cannot be combined with `path_prefix`: a route matches one path exactly or everything under a prefix"))
+        }
+        (None, Some(exact)) => ("path_exact", exact),
+        (p, None) => ("path_prefix", p.unwrap_or_else(|| "/".into())),
+    };
+    if !is_plain_path(&value) {
+        return Err(ConfigError::new(&format!("{prefix}{field}"), "must be an absolute path such as `/app`"));
+    }
+    // Route paths are compared with the request's path both as sent and decoded: an encoded
+    // one would never meet its decoded twin, and `*` is no wildcard here.
+    if value.contains(['%', '*', ';']) {
+        return Err(ConfigError::new(&format!("{prefix}{field}"), "must be a plain path without `%`, `*` or `;`, such as `/app` or `/app/`"));
+    }
+    Ok(if field == "path_exact" { RoutePath::Exact(value) } else { RoutePath::Prefix(value) })
 }
 
 fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, providers: &mut Vec<ProviderConfig>) -> Result<Profile, ConfigError> {
@@ -498,6 +512,19 @@ fn claim_path(f: &Fields<'_>, field: &str, path: &str) -> Result<Vec<String>, Co
 /// Headers the filter owns: a claim header may not replace them.
 const RESERVED_HEADERS: [&str; 6] = ["authorization", "cookie", "host", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"];
 
+/// Headers that steer the connection, the message framing, Envoy or the proxies behind it:
+/// a claim there would let an IdP-side value (a group name) change how the request is
+/// carried or whom it is attributed to. `x-envoy-*` and browsers' `sec-*` go by prefix.
+const TRANSPORT_HEADERS: [&str; 20] = [
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+    "content-type", "content-encoding", "expect", "proxy-authorization", "set-cookie", "forwarded", "x-forwarded-for",
+    "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-request-id",
+];
+
+fn is_transport_header(lower: &str) -> bool {
+    TRANSPORT_HEADERS.contains(&lower) || lower.starts_with("x-envoy-") || lower.starts_with("sec-")
+}
+
 
 /// Field readers for the structured keys (maps and rule lists), beside the rules they check.
 impl Fields<'_> {
@@ -544,6 +571,9 @@ impl Fields<'_> {
             }
             if RESERVED_HEADERS.contains(&lower.as_str()) {
                 return Err(self.err(name, format!("`{header}` is set by the filter itself and cannot come from a claim")));
+            }
+            if is_transport_header(&lower) {
+                return Err(self.err(name, format!("`{header}` steers the connection or the proxies and cannot come from a claim; use an application header such as `X-User-Groups`")));
             }
             let Value::String(path) = path else {
                 return Err(self.err(name, format!("the claim path of `{header}` must be a string such as `groups` or `realm_access.roles`")));

@@ -57,7 +57,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "allow_query_token", kind: "boolean", default: "`false`", doc: "Accept a bearer token in the `access_token` query parameter of WebSocket upgrades (removed before the request goes upstream)." },
     FieldDoc { name: "allowed_origins", kind: "list of strings", default: "`[]`", doc: "Origins (`https://app.example.com`) besides the request's own that may open cookie-authenticated WebSockets." },
     // Claims and authorization.
-    FieldDoc { name: "claim_headers", kind: "map of header to claim path", default: "`{}`", doc: "Upstream headers set from claims (`\"X-Groups\": \"groups\"`, nested paths with dots; a claim whose whole name is the path, such as Auth0's `https://example.com/roles`, is read as it is; arrays joined with commas); client-sent copies are always removed." },
+    FieldDoc { name: "claim_headers", kind: "map of header to claim path", default: "`{}`", doc: "Upstream headers set from claims (`\"X-Groups\": \"groups\"`, nested paths with dots; a claim whose whole name is the path, such as Auth0's `https://example.com/roles`, is read as it is; arrays joined with commas); client-sent copies are always removed. Headers the filter sets itself or that steer the connection or the proxies (`Connection`, `TE`, `X-Forwarded-*`, `x-envoy-*`, `Sec-*`, …) are refused." },
     FieldDoc { name: "claim_map", kind: "map of claim to map", default: "`{}`", doc: "Renames claim values before headers and rules, e.g. `{\"groups\": {\"a1b2-guid\": \"admins\"}}`; unmapped values stay as they are." },
     FieldDoc { name: "require", kind: "list of rules", default: "`[]`", doc: "Every rule must hold or the request gets 403: `{\"claim\": \"groups\", \"one_of\": [\"admins\"]}` or `{\"claim\": \"email_verified\", \"equals\": true}`." },
     // Cookies and sessions.
@@ -73,7 +73,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "login_path", kind: "string (path)", default: "`/oauth2/login`", doc: "Starts a login on request (OIDC Core 4, third-party initiated login): a GET with optional `target_link_uri` (where to land after login, on this site only), `login_hint`, and `iss` (must be `issuer`)." },
     FieldDoc { name: "post_logout_redirect_uri", kind: "string (URL)", default: "`/` on this host", doc: "Where the IdP sends the browser after logout (register it at the IdP)." },
     // Several applications.
-    FieldDoc { name: "routes", kind: "list of objects", default: "`[]`", doc: "Further relying parties by `host` (exact, or `*.example.com`) and optional `path_prefix`, each overriding any key above. The first match wins; no match uses the top level." },
+    FieldDoc { name: "routes", kind: "list of objects", default: "`[]`", doc: "Further relying parties by `host` (exact, or `*.example.com`) and optional `path_prefix` or `path_exact`, each overriding any key above. Exact hosts are tried first, then wildcards (longest first), then routes without a host, each in the order written; no match uses the top level." },
 ];
 
 pub(super) fn check_known(map: &Map<String, Value>, prefix: &str, extra: &[&str]) -> Result<(), ConfigError> {

@@ -133,6 +133,11 @@ fn errors_name_the_field() {
         (json!({"allowed_origins": ["https://a.example.com/"]}), "allowed_origins", "origin"),
         (json!({"claim_headers": {"X Bad": "sub"}}), "claim_headers", "valid header"),
         (json!({"claim_headers": {"Authorization": "sub"}}), "claim_headers", "set by the filter"),
+        (json!({"claim_headers": {"Keep-Alive": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"X-Forwarded-For": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"x-envoy-upstream-rq-timeout-ms": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"Sec-WebSocket-Protocol": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"TE": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"X-A": "a..b"}}), "claim_headers", "claim path"),
         (json!({"claim_map": {"groups": ["a"]}}), "claim_map", "object"),
         (json!({"require": [{"claim": "groups"}]}), "require[0]", "exactly one"),
@@ -152,6 +157,9 @@ fn errors_name_the_field() {
         (json!({"routes": [{"path_prefix": "/"}]}), "routes[0]", "shadow"),
         (json!({"routes": [{"path_prefix": "/my%20app"}]}), "routes[0].path_prefix", "without `%`"),
         (json!({"routes": [{"path_prefix": "/star*"}]}), "routes[0].path_prefix", "without `%`"),
+        (json!({"routes": [{"path_exact": "/a", "path_prefix": "/a"}]}), "routes[0].path_exact", "cannot be combined"),
+        (json!({"routes": [{"path_exact": "a"}]}), "routes[0].path_exact", "absolute path"),
+        (json!({"routes": [{"path_exact": "/a;b"}]}), "routes[0].path_exact", "without `%`"),
         (json!({"routes": [{"host": "https://a"}]}), "routes[0].host", "host name"),
         (json!({"routes": [{"host": "a.example.com", "client_idd": "x"}]}), "routes[0].client_idd", "did you mean `client_id`"),
         (json!({"routes": [{"host": "a.example.com", "routes": []}]}), "routes[0].routes", "nested"),
@@ -312,6 +320,47 @@ fn routes_override_and_share_providers() {
     assert_eq!(s.profile_for("b.example.com", "/app"), 0, "wildcard needs a subdomain");
     assert_eq!(s.profile_for("c.example.com", "/admin/users"), 3);
     assert_eq!(s.profile_for("c.example.com", "/"), 0);
+}
+
+#[test]
+fn routes_are_tried_by_host_specificity_as_envoy_picks_virtual_hosts() {
+    // Written wildcard-first: Envoy still sends admin.example.com to its own virtual host.
+    let s = with(json!({
+        "routes": [
+            {"path_prefix": "/x", "client_id": "any-host"},
+            {"host": "*.example.com", "client_id": "wild"},
+            {"host": "*.eu.example.com", "client_id": "wild-eu"},
+            {"host": "admin.example.com", "client_id": "admin"},
+            {"host": "admin.example.com", "path_prefix": "/x", "client_id": "admin-x-second"},
+        ]
+    }))
+    .unwrap();
+    let client = |host: &str, path: &str| s.profiles[s.profile_for(host, path)].client_id.clone();
+    assert_eq!(client("admin.example.com", "/public"), "admin", "an exact host before a wildcard written earlier");
+    assert_eq!(client("admin.example.com", "/x"), "admin", "within a host, the order written");
+    assert_eq!(client("shop.example.com", "/x"), "wild", "any host comes last");
+    assert_eq!(client("a.eu.example.com", "/"), "wild-eu", "the longer wildcard first");
+    assert_eq!(client("other.test", "/x"), "any-host");
+    assert_eq!(client("other.test", "/y"), "app");
+    assert_eq!(s.profiles[1].cookie.name, "oidc_edge-1", "cookie names still follow the order written");
+}
+
+#[test]
+fn exact_routes_cover_one_path() {
+    let s = with(json!({
+        "routes": [
+            {"path_exact": "/docs", "client_id": "docs"},
+            {"path_exact": "/", "client_id": "root"},
+            {"path_prefix": "/docs/", "client_id": "docs-tree"},
+        ]
+    }))
+    .unwrap();
+    let client = |path: &str| s.unambiguous_profile_for("h", path).map(|p| s.profiles[p].client_id.clone());
+    assert_eq!(client("/docs").as_deref(), Some("docs"));
+    assert_eq!(client("/").as_deref(), Some("root"));
+    assert_eq!(client("/docs/secret").as_deref(), Some("docs-tree"), "not below an exact path");
+    assert_eq!(client("/docsx").as_deref(), Some("app"), "nor a longer path");
+    assert_eq!(client("/x").as_deref(), Some("app"));
 }
 
 #[test]
