@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 use oidc_edge::b64;
-use oidc_edge::config::{Profile, Settings};
+use oidc_edge::config::{host_rank, Profile, RoutePath, Settings};
 use oidc_edge::entropy::SplitMix;
 use oidc_edge::error::Reason;
 use oidc_edge::flow::{Context, CookieHeader, Decision, Engine, Event, Pending, MAX_TOKEN_BYTES};
@@ -511,10 +511,14 @@ pub fn config(data: &[u8]) {
     let Ok(s) = Settings::from_json(data) else { return };
     assert!(!s.profiles.is_empty() && !s.providers.is_empty());
     assert_eq!(s.profiles.len(), s.routes.len() + 1, "one profile per route plus the top level");
-    for (i, r) in s.routes.iter().enumerate() {
-        assert_eq!(r.profile, i + 1);
-        assert!(r.path_prefix.starts_with('/'));
-        assert!(r.host.is_some() || r.path_prefix != "/", "a route that shadows everything");
+    let mut profiles: Vec<usize> = s.routes.iter().map(|r| r.profile).collect();
+    profiles.sort_unstable();
+    assert!(profiles.iter().copied().eq(1..=s.routes.len()), "each route has its own profile");
+    assert!(s.routes.windows(2).all(|w| host_rank(w[0].host.as_deref()) <= host_rank(w[1].host.as_deref())), "routes in Envoy's host order");
+    for r in &s.routes {
+        let (RoutePath::Prefix(path) | RoutePath::Exact(path)) = &r.path;
+        assert!(path.starts_with('/'));
+        assert!(r.host.is_some() || r.path != RoutePath::Prefix("/".into()), "a route that shadows everything");
     }
     for p in &s.providers {
         assert!(!p.namespace.is_empty());

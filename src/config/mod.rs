@@ -269,7 +269,7 @@ impl RoutePath {
 /// name, then the longest `*.` suffix, then any host. Routes are tried in that order (and
 /// in the order written within each), so a wildcard route never takes a request that
 /// Envoy sends to an exact host's application.
-pub(crate) fn host_rank(host: Option<&str>) -> (u8, std::cmp::Reverse<usize>) {
+pub fn host_rank(host: Option<&str>) -> (u8, std::cmp::Reverse<usize>) {
     match host {
         Some(h) => match h.strip_prefix("*.") {
             Some(suffix) => (1, std::cmp::Reverse(suffix.len())),
