@@ -199,6 +199,10 @@ impl Query {
         Some(first.1.as_str())
     }
 
+    pub fn count(&self, name: &str) -> usize {
+        self.pairs.iter().filter(|(k, _)| k == name).count()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
     }

@@ -11,10 +11,13 @@ use crate::pages;
 use crate::request::{safe_return_path, RequestView};
 use crate::session::cookies::{self, Attributes, SameSite};
 use crate::session::{Session, Transaction};
-use crate::time::after;
+use crate::time::{after, UnixTime};
 
-/// A browser holding more pending logins than this gets them all cleared (a loop, or tabs).
-const MAX_PENDING_LOGINS: usize = 4;
+/// Logins one browser may have in flight (tabs restored together, links opened in new tabs);
+/// beyond this the oldest give way. Each login cookie is about 500 bytes of every request.
+const MAX_PENDING_LOGINS: usize = 8;
+/// Login cookies opened to find the oldest: bounds the work for a request stuffed with them.
+const MAX_EXAMINED_LOGINS: usize = 32;
 /// Login cookies cleared by one answer at most; more go with the next login.
 const MAX_CLEARED_LOGINS: usize = 16;
 
@@ -180,12 +183,8 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
         ("cache-control".to_string(), "no-store".to_string()),
         ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))),
     ];
-    let pending: Vec<&String> = cookies.iter().map(|(n, _)| n).filter(|n| is_tx_cookie(n, &names.tx_prefix)).collect();
-    if pending.len() >= MAX_PENDING_LOGINS {
-        // A bounded answer even to a request stuffed with made-up login cookies.
-        for n in pending.into_iter().take(MAX_CLEARED_LOGINS) {
-            headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
-        }
+    for n in logins_to_clear(rp, cookies, &names.tx_prefix) {
+        headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
     }
     // A session cookie that did not open is dead weight on every request: drop it now.
     for n in cookies::session_cookie_names(cookies, &names.session).into_iter().filter(|_| drop_session) {
@@ -193,6 +192,26 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     }
     cx.events.push(Event::LoginStarted);
     Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+}
+
+/// The login cookies that make room for a new one: beyond `MAX_PENDING_LOGINS - 1`, those
+/// that do not open first, then the oldest, so that the other tabs' logins still complete.
+/// A bounded answer even to a request stuffed with made-up login cookies.
+fn logins_to_clear<'a>(rp: &Rp<'_>, cookies: &'a [(String, String)], prefix: &str) -> Vec<&'a String> {
+    let pending: Vec<&(String, String)> = cookies.iter().filter(|(n, _)| is_tx_cookie(n, prefix)).collect();
+    let excess = pending.len().saturating_sub(MAX_PENDING_LOGINS - 1);
+    if excess == 0 {
+        return vec![];
+    }
+    let mut by_age: Vec<(UnixTime, &String)> = pending
+        .iter()
+        .take(MAX_EXAMINED_LOGINS)
+        .map(|(n, v)| (rp.open_json::<Transaction>(&rp.tx_label(n), v).map(|tx| tx.created).unwrap_or(0), n))
+        .collect();
+    by_age.sort_by_key(|(created, _)| *created);
+    // Beyond those examined, the rest go too (made up, most likely).
+    let unexamined = pending.iter().skip(MAX_EXAMINED_LOGINS).map(|(n, _)| n);
+    by_age.into_iter().map(|(_, n)| n).take(excess).chain(unexamined).take(MAX_CLEARED_LOGINS).collect()
 }
 
 /// A login cookie of the filter's own form (prefix + base64url state id). Only such names
@@ -256,6 +275,9 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     }
     if cx.now >= after(tx.created, rp.profile.login_timeout) {
         return fail(cx, 400, Reason::TransactionExpired, "login_timeout passed", clear);
+    }
+    if params.repeated {
+        return fail(cx, 400, Reason::ResponseParamRepeated, "code, state, iss or error appears more than once", clear);
     }
     match params.iss.as_deref() {
         Some(iss) if iss != rp.provider.issuer => return fail(cx, 400, Reason::IssParamMismatch, "iss parameter is another issuer", clear),
@@ -357,9 +379,9 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
                 let deadline = rp.provider.wait_deadline(cx.now);
                 return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::LoginKeys(Box::new(fin)) });
             }
-            return fail_exchange(cx, &fin.exchange, 401, reason, "no key verifies the ID token and the refetch cooldown is running");
+            return fail_exchange(cx, &fin.exchange, 400, reason, "no key verifies the ID token and the refetch cooldown is running");
         }
-        Err(reason) => return fail_exchange(cx, &fin.exchange, 401, reason, reason.describe()),
+        Err(reason) => return fail_exchange(cx, &fin.exchange, 400, reason, reason.describe()),
     };
     if let Some(call) = userinfo_call(rp, view, &fin) {
         return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
@@ -385,7 +407,7 @@ pub fn on_userinfo(rp: &Rp<'_>, mut fin: Finishing, response: Option<&CallRespon
     let parsed = response.filter(|r| r.status == 200).and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
     let Some(Value::Object(info)) = parsed else {
         let status = response.map(|r| r.status).unwrap_or(0);
-        return fail_exchange(cx, &fin.exchange, 502, Reason::TokenEndpointFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
+        return fail_exchange(cx, &fin.exchange, 502, Reason::UserinfoFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
     };
     fin.userinfo = Some(info);
     // Userinfo may have been fetched before the ID token's new `kid` was known: the wait
@@ -398,7 +420,7 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
     let mut extra = Map::new();
     if let Some(info) = &fin.userinfo {
         if info.get("sub").and_then(Value::as_str) != Some(claims.sub.as_str()) {
-            return fail_exchange(cx, ex, 401, Reason::ClaimInvalid, "the userinfo sub differs from the ID token's");
+            return fail_exchange(cx, ex, 400, Reason::ClaimInvalid, "the userinfo sub differs from the ID token's");
         }
         // Prefer the ID token: userinfo only adds what the ID token lacks.
         for (k, v) in info {

@@ -101,6 +101,10 @@ pub struct Forward {
     pub path: Option<String>,
     /// Headers to add to the upstream's response (refreshed session cookies).
     pub response_headers: Vec<(String, String)>,
+    /// Headers of the upstream's response replaced: `Cache-Control: no-store` when the
+    /// response carries a session cookie, so that no shared cache keeps it for others,
+    /// whatever the application said.
+    pub response_replace_headers: Vec<(String, String)>,
 }
 
 /// What happens to the `Cookie` header on the way upstream.

@@ -166,6 +166,9 @@ pub(super) fn with_cookies(decision: Decision, set_cookies: Vec<String>) -> Deci
     match decision {
         Decision::Forward(mut fwd) => {
             fwd.response_headers.extend(headers);
+            if !fwd.response_headers.is_empty() {
+                fwd.response_replace_headers.push(("cache-control".into(), "no-store".into()));
+            }
             Decision::Forward(fwd)
         }
         Decision::Respond(mut resp) => {

@@ -362,6 +362,55 @@ fn callback_failures_never_make_a_session() {
 }
 
 #[test]
+fn many_tabs_logging_in_at_once_each_complete_but_the_oldest_beyond_the_cap() {
+    let mut w = World::new(json!({}));
+    let mut jar: Vec<(String, String)> = vec![];
+    let mut states = vec![];
+    for tab in 0..10 {
+        w.now += 1;
+        let cookie = cookie_header(&jar);
+        let r = respond(w.request(&req("GET", &format!("/tab/{tab}"), &[HTML, ("cookie", &cookie)])));
+        assert_eq!(r.status, 302);
+        let loc = header(&r, "location").unwrap();
+        states.push(Query::parse(loc.split_once('?').unwrap().1).single("state").unwrap().to_string());
+        for (n, v) in set_cookies(&r.headers) {
+            jar.retain(|(m, _)| m != &n);
+            if !v.is_empty() {
+                jar.push((n, v));
+            }
+        }
+        assert!(jar.len() <= 8, "tab {tab}: {} login cookies", jar.len());
+    }
+    let cookie = cookie_header(&jar);
+    for (tab, state) in states.iter().enumerate() {
+        let d = w.request(&req("GET", &format!("/oauth2/callback?code=c&state={state}&iss=https%3A%2F%2Fidp.example.com"), &[HTML, ("cookie", &cookie)]));
+        if tab < 2 {
+            assert!(matches!(d, Decision::Respond(ref r) if r.status == 400), "tab {tab}: the oldest two gave way");
+        } else {
+            assert!(matches!(d, Decision::Call(..)), "tab {tab}: its login completes, got {d:?}");
+        }
+    }
+}
+
+#[test]
+fn repeated_response_parameters_are_refused_not_read_as_absent() {
+    let iss = "iss=https%3A%2F%2Fidp.example.com";
+    for query in [
+        |s: &Started, iss: &str| format!("code=c&state={}&{iss}&iss=https%3A%2F%2Fevil.example", s.state),
+        |s: &Started, iss: &str| format!("code=c&state={}&{iss}&{iss}", s.state),
+        |s: &Started, iss: &str| format!("code=c&code=d&state={}&{iss}", s.state),
+        |s: &Started, iss: &str| format!("error=access_denied&error=x&state={}&{iss}", s.state),
+    ] {
+        let mut w = World::new(json!({}));
+        let s = start_login(&mut w, "/");
+        let q = query(&s, iss);
+        let r = respond(callback(&mut w, &s, &q));
+        assert_eq!(r.status, 400, "{q}");
+        assert!(w.events.contains(&Event::LoginFailed(Reason::ResponseParamRepeated)), "{q}: {:?}", w.events);
+    }
+}
+
+#[test]
 fn id_token_failures_never_make_a_session() {
     let cases: Vec<(&str, Value, Reason)> = vec![
         ("nonce changed", json!({"nonce": "other"}), Reason::NonceMismatch),
@@ -382,7 +431,7 @@ fn id_token_failures_never_make_a_session() {
         };
         let token = w.id_token(&s.nonce, patch);
         let r = respond(w.respond(pending, &token_response(&token, None)));
-        assert_eq!(r.status, 401, "{name}");
+        assert_eq!(r.status, 400, "{name}: a failed login is no HTTP authentication challenge (401 needs WWW-Authenticate)");
         assert!(w.events.contains(&Event::LoginFailed(reason)), "{name}: {:?}", w.events);
         assert!(set_cookies(&r.headers).iter().all(|(_, v)| v.is_empty()), "{name}");
     }
@@ -406,7 +455,7 @@ fn id_token_failures_never_make_a_session() {
     let claims = json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300, "iat": T0, "nonce": s.nonce});
     let at = w.idp.sign_with_header(&claims, json!({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}));
     let r = respond(w.respond(pending, &token_response(&at, None)));
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 400);
     assert!(w.events.contains(&Event::LoginFailed(Reason::TokenKindRefused)), "{:?}", w.events);
 }
 
@@ -771,7 +820,7 @@ fn userinfo_login_during_a_key_rotation_calls_out_only_before_the_wait() {
     let keys = json!([w.idp.public.clone(), rotated.public.clone()]);
     refetch(&mut w, keys);
     let r = respond(w.step(|e, cx| e.on_keys(wait.pending, cx)));
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 400);
     assert!(w.events.contains(&Event::LoginFailed(Reason::ClaimInvalid)));
 }
 
@@ -1010,6 +1059,7 @@ fn refresh_before_expiry() {
     assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {new_id}"))));
     let fresh = set_cookies(&f.response_headers);
     assert!(fresh.iter().any(|(n, v)| n == "oidc_edge" && !v.is_empty()), "the session is re-sealed on the response");
+    assert_eq!(f.response_replace_headers, vec![("cache-control".to_string(), "no-store".to_string())], "no shared cache keeps a session");
     assert!(w.events.contains(&Event::SessionRefreshed));
 
     // Another subject in the refreshed token is refused; the old one is still valid: kept.

@@ -16,6 +16,9 @@ pub struct Params {
     pub iss: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// `code`, `state`, `iss` or `error` came more than once (RFC 6749 3.1: they must not).
+    /// A repeated `iss` must not pass as an absent one.
+    pub repeated: bool,
 }
 
 const MAX_PARAM_LEN: usize = 4096;
@@ -30,6 +33,7 @@ impl Params {
             iss: get("iss"),
             error: get("error").map(|e| sanitize_code(&e)),
             error_description: get("error_description").map(|d| d.chars().take(300).collect()),
+            repeated: ["code", "state", "iss", "error"].iter().any(|n| q.count(n) > 1),
         }
     }
 }

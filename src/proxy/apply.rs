@@ -17,10 +17,13 @@ pub struct Shared {
     pub views: RefCell<Vec<View>>,
     /// Requests waiting for new keys, by HTTP context id.
     pub parked: RefCell<HashMap<u32, Wait>>,
-    /// Headers to add to the upstream's response, by HTTP context id.
-    pub response_headers: RefCell<HashMap<u32, Vec<(String, String)>>>,
+    /// Headers to add to, then to replace in, the upstream's response, by HTTP context id.
+    pub response_headers: RefCell<HashMap<u32, ResponseEdits>>,
     pub metrics: RefCell<Metrics>,
 }
+
+/// Headers to add to the upstream's response, then headers to replace in it.
+pub type ResponseEdits = (Vec<(String, String)>, Vec<(String, String)>);
 
 /// What the stream does next.
 pub enum Next {
@@ -63,9 +66,9 @@ impl Shared {
                 if let Some(path) = &fwd.path {
                     host::set_request_header(":path", path);
                 }
-                if !fwd.response_headers.is_empty() {
+                if !fwd.response_headers.is_empty() || !fwd.response_replace_headers.is_empty() {
                     if let Ok(mut map) = self.response_headers.try_borrow_mut() {
-                        map.insert(context_id, fwd.response_headers);
+                        map.insert(context_id, (fwd.response_headers, fwd.response_replace_headers));
                     }
                 }
                 Next::Continue

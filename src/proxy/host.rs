@@ -114,6 +114,10 @@ pub fn add_response_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
 }
 
+pub fn set_response_header(name: &str, value: &str) {
+    let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+}
+
 pub fn send_response(resp: &LocalResponse) {
     let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let body = (!resp.body.is_empty()).then_some(resp.body.as_bytes());

@@ -77,9 +77,12 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let extra = self.shared.response_headers.try_borrow_mut().ok().and_then(|mut m| m.remove(&self.id));
-        for (name, value) in extra.unwrap_or_default() {
+        let (add, replace) = self.shared.response_headers.try_borrow_mut().ok().and_then(|mut m| m.remove(&self.id)).unwrap_or_default();
+        for (name, value) in add {
             host::add_response_header(&name, &value);
+        }
+        for (name, value) in replace {
+            host::set_response_header(&name, &value);
         }
         Action::Continue
     }
