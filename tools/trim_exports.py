@@ -35,7 +35,6 @@ UNUSED = frozenset(
         "proxy_on_downstream_connection_close",
         "proxy_on_upstream_data",
         "proxy_on_upstream_connection_close",
-        "proxy_on_queue_ready",
         "proxy_on_grpc_receive_initial_metadata",
         "proxy_on_grpc_receive_trailing_metadata",
         "proxy_on_grpc_receive",
@@ -56,6 +55,7 @@ REQUIRED = frozenset(
         "proxy_on_request_headers",
         "proxy_on_response_headers",
         "proxy_on_http_call_response",
+        "proxy_on_queue_ready",
         "proxy_on_delete",
     }
 )

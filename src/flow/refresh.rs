@@ -51,9 +51,17 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
     let lease_key = refresh_lease_key(rp, &refresh_token);
     let redeemed = callback::redeem_or_recorded(cx.store, &lease_key, &refresh_token, now, lease_until);
     let granted = redeemed.is_ok();
-    if !granted && token_live {
-        return None;
-    }
+    // Another request holds the refresh, or made it. While the token is valid this one
+    // goes on with it, taking the result home once it is in: the request that refreshed
+    // may have lost its client (a browser moving on) before the new cookies reached it.
+    let peeked = if !granted && token_live {
+        match shared_result(rp, &refresh_token, cx) {
+            Some(Shared::Refreshed(refreshed)) => Some(refreshed),
+            _ => return None,
+        }
+    } else {
+        None
+    };
     // A lease runs until about `lease_until`; a record that runs longer marks a used-up token.
     let used_up = redeemed.is_err_and(|until| until.is_some_and(|until| until > lease_until));
     let refreshing = Refreshing {
@@ -69,6 +77,9 @@ pub fn begin(rp: &Rp<'_>, req: &RequestView, session: &Session, names: &Names, c
         holds_lease: granted,
         used_up,
     };
+    if let Some(refreshed) = peeked {
+        return Some(go_on_with_shared(rp, refreshing, &refreshed, cx));
+    }
     if !granted {
         return Some(take_shared(rp, refreshing, cx));
     }
@@ -191,11 +202,7 @@ pub fn take_shared(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision
         return refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token failed", cx);
     }
     if let Some(Shared::Refreshed(session)) = shared {
-        let Some(set_cookies) = write_cookies(rp, &session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
-            return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
-        };
-        cx.events.push(Event::SessionAccepted);
-        return go_on_with_refreshed(rp, &r, &session, set_cookies, cx);
+        return go_on_with_shared(rp, r, &session, cx);
     }
     if r.used_up {
         return refresh_failed(rp, r, Reason::SessionExpired, "the token expired and its refresh token was used up by an earlier refresh (an old copy of the session)", cx);
@@ -206,6 +213,15 @@ pub fn take_shared(rp: &Rp<'_>, r: Refreshing, cx: &mut Context<'_>) -> Decision
         return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: true, pending: Pending::SharedRefresh(Box::new(r)) });
     }
     refresh_failed(rp, r, Reason::SessionExpired, "the token expired and another request's refresh with the same refresh token gave no result", cx)
+}
+
+/// Another request's refreshed session, sealed into this request's cookies.
+fn go_on_with_shared(rp: &Rp<'_>, r: Refreshing, session: &Session, cx: &mut Context<'_>) -> Decision {
+    let Some(set_cookies) = write_cookies(rp, session, &r.session_name, &r.old_cookies, &r.attrs, cx) else {
+        return refresh_failed(rp, r, Reason::TokenResponseInvalid, "the refreshed tokens do not fit in cookies", cx);
+    };
+    cx.events.push(Event::SessionAccepted);
+    go_on_with_refreshed(rp, &r, session, set_cookies, cx)
 }
 
 /// A refresh failed. A token that is still valid keeps working (an IdP outage must not

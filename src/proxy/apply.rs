@@ -20,6 +20,23 @@ pub struct Shared {
     /// Headers to add to, then to replace in, the upstream's response, by HTTP context id.
     pub response_headers: RefCell<HashMap<u32, ResponseEdits>>,
     pub metrics: RefCell<Metrics>,
+    /// Calls of HTTP streams waiting for the root context to dispatch them. The root owns
+    /// them so that a stream torn down by its client (a browser moving on) does not cancel
+    /// its call: a refresh whose answer is lost would spend the refresh token for nothing,
+    /// and the next try would present a used one, which rotating IdPs punish by revoking
+    /// the grant.
+    pub outbox: RefCell<Vec<Outgoing>>,
+    /// This VM's queue that wakes the root context for `outbox` (None: calls go out from
+    /// the stream itself, as before the queue could be registered).
+    pub wake_queue: std::cell::Cell<Option<u32>>,
+}
+
+/// A stream's call, handed to the root context.
+pub struct Outgoing {
+    pub context_id: u32,
+    pub cluster: String,
+    pub call: crate::http::HttpCall,
+    pub pending: Pending,
 }
 
 /// Headers to add to the upstream's response, then headers to replace in it.
@@ -80,6 +97,12 @@ impl Shared {
             Decision::Call(call, pending) => {
                 let cluster = self.engine.settings.providers.first().map(|p| p.idp_cluster.clone()).unwrap_or_default();
                 let cluster = pending_cluster(&self.engine, &pending).unwrap_or(cluster);
+                if let (Some(queue), Ok(mut outbox)) = (self.wake_queue.get(), self.outbox.try_borrow_mut()) {
+                    if host::wake(queue) {
+                        outbox.push(Outgoing { context_id, cluster, call, pending });
+                        return Next::Stop;
+                    }
+                }
                 match host::dispatch(&cluster, &call) {
                     Ok(token) => Next::Called(token, pending),
                     Err(status) => {

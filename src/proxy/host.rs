@@ -114,6 +114,21 @@ pub fn add_response_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
 }
 
+/// Wakes the root context through this VM's queue (`on_queue_ready`, on this worker's
+/// next turn of the event loop).
+pub fn wake(queue: u32) -> bool {
+    hostcalls::enqueue_shared_queue(queue, Some(b"w")).is_ok()
+}
+
+/// Empties the wake-up queue: its entries carry nothing but the wake-up.
+pub fn drain_queue(queue: u32) {
+    while let Ok(Some(_)) = hostcalls::dequeue_shared_queue(queue) {}
+}
+
+pub fn register_queue(name: &str) -> Option<u32> {
+    hostcalls::register_shared_queue(name).ok()
+}
+
 pub fn set_response_header(name: &str, value: &str) {
     let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
 }

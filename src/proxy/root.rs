@@ -15,7 +15,7 @@ use crate::flow::Engine;
 use crate::lifecycle::{Plan, Refresher};
 use crate::provider::View;
 
-use super::apply::{Next, Shared};
+use super::apply::{Next, Outgoing, Shared};
 use super::host::{self, HostEntropy, HostStore, WasiSecrets};
 use super::http::Http;
 use super::metrics::Metrics;
@@ -24,14 +24,22 @@ const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub struct Root {
+    /// This root context's id, to act as it again after acting for a stream.
+    id: u32,
     shared: Option<Rc<Shared>>,
     /// Names this VM in fetch leases.
     me: String,
     /// Refresh calls in flight: token → (provider index, plan).
     in_flight: HashMap<u32, (usize, Plan)>,
+    /// Streams' calls this context dispatched for them: token → (stream context id, continuation).
+    stream_calls: HashMap<u32, (u32, crate::flow::Pending)>,
 }
 
 impl Root {
+    pub fn new(id: u32) -> Root {
+        Root { id, ..Root::default() }
+    }
+
     fn refresh_providers(&mut self, shared: &Shared) {
         let now = host::now();
         for (index, (cfg, keys)) in shared.engine.settings.providers.iter().zip(&shared.engine.provider_keys).enumerate() {
@@ -82,6 +90,56 @@ impl Root {
                 }
             }
         }
+        self.act_as_root();
+    }
+}
+
+impl Root {
+    /// Dispatches the calls streams handed over; owned by this context, they outlive a
+    /// stream its client abandons.
+    fn dispatch_outbox(&mut self, shared: &Shared) {
+        let outgoing: Vec<Outgoing> = match shared.outbox.try_borrow_mut() {
+            Ok(mut outbox) => outbox.drain(..).collect(),
+            Err(_) => return,
+        };
+        for out in outgoing {
+            self.act_as_root();
+            match host::dispatch(&out.cluster, &out.call) {
+                Ok(token) => {
+                    self.stream_calls.insert(token, (out.context_id, out.pending));
+                }
+                Err(status) => {
+                    log::warn!("oidc-edge: dispatching to cluster `{}` failed: {status:?}", out.cluster);
+                    let decision = shared.run(|engine, cx| engine.on_call_response(out.pending, None, cx));
+                    self.decide_for(shared, out.context_id, decision);
+                }
+            }
+        }
+    }
+
+    /// Carries out a stream's decision from this context, if the stream is still there; the
+    /// core's side effects (a refresh result shared with the session's other requests) are
+    /// already done either way.
+    fn decide_for(&mut self, shared: &Shared, context_id: u32, decision: crate::flow::Decision) {
+        if hostcalls::set_effective_context(context_id).is_err() {
+            return;
+        }
+        match shared.apply(context_id, decision) {
+            Next::Continue => host::resume_request(),
+            Next::Stop => {}
+            Next::Called(token, pending) => {
+                self.stream_calls.insert(token, (context_id, pending));
+            }
+        }
+        // A call made after this (a decision that called out again, such as userinfo after
+        // the code exchange, is queued and woken) must belong to this context, not the stream.
+        self.act_as_root();
+    }
+
+    /// Host calls made for a stream (`set_effective_context`) stay the stream's until the
+    /// callback ends: a call dispatched then would be the stream's, and cancelled with it.
+    fn act_as_root(&self) {
+        let _ = hostcalls::set_effective_context(self.id);
     }
 }
 
@@ -101,8 +159,14 @@ fn report(shared: &Shared, provider: usize, audit: &crate::lifecycle::Audit) {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
-        let Some((index, plan)) = self.in_flight.remove(&token_id) else { return };
         let Some(shared) = self.shared.clone() else { return };
+        if let Some((context_id, pending)) = self.stream_calls.remove(&token_id) {
+            let response = host::call_response(body_size);
+            let decision = shared.run(|engine, cx| engine.on_call_response(pending, Some(&response), cx));
+            self.decide_for(&shared, context_id, decision);
+            return;
+        }
+        let Some((index, plan)) = self.in_flight.remove(&token_id) else { return };
         let response = host::call_response(body_size);
         let (Some(cfg), Some(keys)) = (shared.engine.settings.providers.get(index), shared.engine.provider_keys.get(index)) else { return };
         let refresher = Refresher { provider: cfg, keys, me: &self.me };
@@ -139,11 +203,23 @@ impl RootContext for Root {
             parked: RefCell::new(HashMap::new()),
             response_headers: RefCell::new(HashMap::new()),
             metrics: RefCell::new(Metrics::default()),
+            outbox: RefCell::new(Vec::new()),
+            wake_queue: std::cell::Cell::new(None),
         };
+        match host::register_queue(&format!("oidc-edge/calls/{}", self.me)) {
+            Some(queue) => shared.wake_queue.set(Some(queue)),
+            None => log::warn!("oidc-edge: no shared queue; token calls go out from the request itself and end with it"),
+        }
         shared.sync_views();
         self.shared = Some(Rc::new(shared));
         self.set_tick_period(TICK);
         true
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let Some(shared) = self.shared.clone() else { return };
+        host::drain_queue(queue_id);
+        self.dispatch_outbox(&shared);
     }
 
     fn on_tick(&mut self) {

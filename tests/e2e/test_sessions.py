@@ -291,6 +291,45 @@ def test_refresh_before_expiry_reseals_and_forwards_a_new_token(refresh_stack, e
         assert token["iat"] == new["iat"], (token, new)
 
 
+def test_a_refresh_outlives_the_request_whose_client_hung_up(refresh_stack):
+    """A browser moving on resets its request while that request's refresh is at the
+    IdP. The call belongs to the filter, not to the request: its result is kept for the
+    session's next request, and the refresh token is never presented twice (rotating
+    IdPs revoke the whole grant when a used one comes back). Before, Envoy cancelled the
+    call with the request, and the next try presented the spent refresh token."""
+    import socket
+    import struct
+
+    import stack as harness
+
+    s = refresh_stack
+    r, echo = logged_in(s, "hana")
+    wait_until(jwt_payload(forwarded_token(echo))["iat"] + (TTL - 60) + 1)
+    cookies = {c.name: c.value for c in r.session.cookies if is_filter_cookie(c.name)}
+    s.idp_stats_reset()
+    s.idp_fault("token", "slow", 2000)
+    try:
+        sock = socket.create_connection(("127.0.0.1", s.envoy_port), timeout=10)
+        sock.sendall(
+            f"GET /hang-up HTTP/1.1\r\nHost: 127.0.0.1:{s.envoy_port}\r\nCookie: {cookie_header(cookies)}\r\n"
+            "Accept: application/json\r\n\r\n".encode()
+        )
+        harness.wait_until(lambda: s.idp_stats().get("/token", 0) >= 1, 15, message="the refresh reaching the IdP")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, as a browser cancelling a request
+        # The IdP answers 2 s later; until the result is in, requests go on with the
+        # still-valid token and take no cookies home.
+        later = harness.wait_until(
+            lambda: (lambda resp: resp if created_cookies(resp, PREFIX) else None)(get(s, "/after-hang-up", cookies, browser=False)),
+            20, interval=0.5, message="the refreshed session on a later request",
+        )
+    finally:
+        s.idp_fault("token", "ok")
+    assert later.status_code == 200, (later.status_code, later.text[:300])
+    assert jwt_payload(forwarded_token(forwarded(later)))["sub"] == "hana"
+    assert s.idp_stats().get("/token", 0) == 1, f"the refresh token was presented again: {s.idp_stats()}"
+
+
 def test_refresh_failure_keeps_a_still_valid_token(refresh_stack):
     s = refresh_stack
     r, echo = logged_in(s, "ross")
