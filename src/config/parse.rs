@@ -76,8 +76,15 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
             settings.routes.push(Route { host, path, profile: settings.profiles.len() });
             settings.profiles.push(profile);
         }
-        // Stable: the order written still decides among routes of the same host rank.
-        settings.routes.sort_by_key(|r| host_rank(r.host.as_deref()));
+        // Stable, so that the order written still decides among routes of the same host
+        // rank; by insertion because routes are few and std's stable sort is big in wasm.
+        let mut ordered: Vec<Route> = Vec::with_capacity(settings.routes.len());
+        for route in std::mem::take(&mut settings.routes) {
+            let rank = host_rank(route.host.as_deref());
+            let at = ordered.iter().position(|o| host_rank(o.host.as_deref()) > rank).unwrap_or(ordered.len());
+            ordered.insert(at, route);
+        }
+        settings.routes = ordered;
     }
     Ok(settings)
 }

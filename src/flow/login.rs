@@ -208,7 +208,7 @@ fn logins_to_clear<'a>(rp: &Rp<'_>, cookies: &'a [(String, String)], prefix: &st
         .take(MAX_EXAMINED_LOGINS)
         .map(|(n, v)| (rp.open_json::<Transaction>(&rp.tx_label(n), v).map(|tx| tx.created).unwrap_or(0), n))
         .collect();
-    by_age.sort_by_key(|(created, _)| *created);
+    by_age.sort_unstable_by_key(|(created, _)| *created);
     // Beyond those examined, the rest go too (made up, most likely).
     let unexamined = pending.iter().skip(MAX_EXAMINED_LOGINS).map(|(n, _)| n);
     by_age.into_iter().map(|(_, n)| n).take(excess).chain(unexamined).take(MAX_CLEARED_LOGINS).collect()
