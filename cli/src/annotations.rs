@@ -224,6 +224,31 @@ pub fn default_of(key: &str) -> Option<Value> {
     for_key(key).find_map(|a| a.default).and_then(|text| serde_json::from_str(text).ok())
 }
 
+/// Whether an annotation key is meant for this tool: exactly under [`PREFIX`], or a
+/// misspelling of the prefix (`oidc-edge-io/`, `oidc-edge.io.`, `oidc_edge.io/`,
+/// `OIDC-Edge.io/`, `oidcedge.io/`), which must be refused rather than skipped.
+pub fn looks_like_ours(key: &str) -> bool {
+    squash(key).starts_with("oidcedge")
+}
+
+/// Letters and digits only, lower case: what is left of a key whatever its separators.
+fn squash(s: &str) -> String {
+    s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// For a key that [`looks_like_ours`] but does not start with [`PREFIX`]: the annotation
+/// it was probably meant to be.
+pub fn meant(key: &str) -> Option<&'static str> {
+    let squashed = squash(key);
+    let rest = squashed.strip_prefix("oidcedge").unwrap_or(&squashed);
+    let rest = rest.strip_prefix("io").unwrap_or(rest);
+    if let Some(a) = ANNOTATIONS.iter().find(|a| squash(a.name) == rest) {
+        return Some(a.name);
+    }
+    let tail = key.rsplit(['/', '.']).next().unwrap_or(key).to_ascii_lowercase();
+    closest(&tail)
+}
+
 /// The closest annotation name to a misspelt one, for a "did you mean" hint.
 pub fn closest(name: &str) -> Option<&'static str> {
     oidc_edge::config::closest_name(name, ANNOTATIONS.iter().map(|a| a.name))
@@ -490,6 +515,28 @@ mod tests {
         for (kind, raw, needle) in cases {
             let err = parse(*kind, raw).expect_err(raw);
             assert!(err.contains(needle), "{kind:?} {raw:?}: `{err}` should mention `{needle}`");
+        }
+    }
+
+    #[test]
+    fn misspelt_prefixes_are_recognised() {
+        for key in [
+            "oidc-edge-io/issuer",
+            "oidc-edge.io.issuer",
+            "oidcedge.io/issuer",
+            "oidc_edge.io/issuer",
+            "OIDC-Edge.io/issuer",
+            "oidc-edge.IO/Issuer",
+            "oidc-edge/issuer",
+        ] {
+            assert!(looks_like_ours(key), "{key}");
+            assert_eq!(meant(key), Some("issuer"), "{key}");
+        }
+        assert_eq!(meant("oidc-edge-io/client-secret-env"), Some("client-secret-env"));
+        assert_eq!(meant("oidc_edge.io/required_groups"), Some("required-groups"));
+        assert!(looks_like_ours("oidc-edge.io/issuer"));
+        for key in ["nginx.ingress.kubernetes.io/auth-url", "kubernetes.io/ingress.class", "edge.io/x", "oidc.io/issuer"] {
+            assert!(!looks_like_ours(key), "{key}");
         }
     }
 

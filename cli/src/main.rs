@@ -16,9 +16,10 @@ Usage: oidc-edge render [OPTIONS] [FILE...]
 
 Reads Kubernetes manifests (files, or standard input when no FILE or FILE is `-`;
 several YAML documents per file) and turns the oidc-edge.io/* annotations of every
-networking.k8s.io/v1 Ingress into oidc-edge configuration on standard output.
-Other documents are ignored. Several Ingresses share one configuration: each of
-their hosts and paths becomes an entry of `routes`.
+Ingress (networking.k8s.io/v1, or v1beta1) into oidc-edge configuration on standard
+output. Other documents are ignored. Several Ingresses share one configuration: each
+of their hosts and paths becomes an entry of `routes`; those of an Ingress without
+oidc-edge.io/* annotations are never authenticated.
 
 Options:
   -o, --output istio|envoy    istio (default): WasmPlugin + ServiceEntry/DestinationRule
@@ -36,7 +37,10 @@ Options:
       --ca-file PATH          envoy: CA bundle that verifies the IdP's certificate
                               (default /etc/ssl/certs/ca-certificates.crt)
       --default NS/NAME       the Ingress whose settings fill the top level when
-                              several are rendered (default: the first)
+                              several are rendered (default: the one with a default
+                              backend or host-less `/` path, else the first)
+      --ingress-class NAME    the class the gateway serves (default istio): Ingresses of
+                              another class are left out
   -h, --help                  this help; `oidc-edge annotations` lists the annotations
   -V, --version
 
@@ -45,7 +49,7 @@ stderr, nothing is written to stdout); 2 bad command line.
 ";
 
 enum Command {
-    Render(Options, Vec<String>),
+    Render(Box<Options>, Vec<String>),
     Help,
     Version,
     Annotations,
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match render(&inputs, &opts) {
+    match render(&inputs, opts.as_ref()) {
         Ok(rendered) => {
             for w in &rendered.warnings {
                 eprintln!("{w}");
@@ -212,6 +216,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 gateway_ref = Some(v);
             }
             "--ca-file" => opts.ca_file = value()?,
+            "--ingress-class" => {
+                let v = value()?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    return Err(format!("--ingress-class `{v}`: expected the name of an ingress class, e.g. istio"));
+                }
+                opts.ingress_class = v;
+            }
             "--default" => {
                 let v = value()?;
                 if !v.contains('/') {
@@ -235,7 +246,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             return Err(format!("--wasm-url `{u}`: expected an oci://, https://, http:// or file:// URL (default {})", istio::DEFAULT_WASM_URL));
         }
     }
-    Ok(Command::Render(opts, files))
+    Ok(Command::Render(Box::new(opts), files))
 }
 
 fn is_dns_label(v: &str) -> bool {

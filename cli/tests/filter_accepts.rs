@@ -109,7 +109,7 @@ fn two_apps_render_through_the_binary() {
         } else {
             envoy_plugin_json(&d)
         };
-        assert_eq!(plugin["routes"].as_array().map(Vec::len), Some(4));
+        assert_eq!(plugin["routes"].as_array().map(Vec::len), Some(3));
         filter_accepts(&plugin);
     }
 }

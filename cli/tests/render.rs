@@ -184,13 +184,29 @@ fn http_issuer_has_no_tls_and_a_warning() {
 }
 
 #[test]
-fn ingress_class_other_than_istio_is_warned_about() {
-    let manifest = std::fs::read_to_string(ingress("one-app.yaml")).unwrap().replace("ingressClassName: istio", "ingressClassName: nginx");
-    let r = run(&["render"], &manifest);
+fn ingress_of_another_class_is_left_out() {
+    let nginx = one_app_with("ingressClassName: istio", "ingressClassName: nginx").replace("name: wiki\n", "name: legacy\n").replace("client-id: wiki", "client-id: legacy");
+    let wiki = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    for output in ["istio", "envoy"] {
+        // First in the input, it would have been the top level.
+        let r = run(&["render", "-o", output, "--wasm-url", "file:///w.wasm", "-", "tests/ingress/one-app.yaml"], &nginx);
+        assert_eq!(r.code, 0, "{output}: {}", r.stderr);
+        assert!(r.stderr.contains("note: docs/legacy: ingress class `nginx`, not `istio`: left out"), "{output}: {}", r.stderr);
+        assert!(!r.stdout.contains("legacy"), "{output}: nothing of it is rendered:\n{}", r.stdout);
+        assert!(r.stdout.contains("wiki"), "{output}");
+    }
+    // Alone, nothing is left to render.
+    let e = refused(&["render", "--wasm-url", "file:///w.wasm"], &nginx);
+    assert!(e.contains("error: no Ingress of class `istio` in the input has oidc-edge.io/* annotations"), "{e}");
+    // The legacy annotation counts too, and wins over ingressClassName as in Istio.
+    let annotated = wiki.replace("  annotations:\n", "  annotations:\n    kubernetes.io/ingress.class: nginx\n");
+    let e = refused(&["render", "--wasm-url", "file:///w.wasm"], &annotated);
+    assert!(e.contains("note: docs/wiki: ingress class `nginx`"), "{e}");
+    // --ingress-class chooses the class.
+    let r = run(&["render", "--ingress-class", "nginx", "--wasm-url", "file:///w.wasm", "-", "tests/ingress/one-app.yaml"], &nginx);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("warning: docs/wiki: its ingress class is `nginx`"), "{}", r.stderr);
-    let r = run(&["render", "-o", "envoy"], &manifest);
-    assert!(!r.stderr.contains("ingress class"), "{}", r.stderr);
+    assert!(r.stdout.contains("client_id: \"legacy\"") || r.stdout.contains("client_id: legacy"), "{}", r.stdout);
+    assert!(r.stderr.contains("note: docs/wiki: ingress class `istio`, not `nginx`: left out"), "{}", r.stderr);
 }
 
 // --------------------------------------------------- several Ingresses, keys still pending --
@@ -253,8 +269,7 @@ fn two_apps_become_routes() {
             "routes": [
                 admin_route,
                 {"host": "shop.example.com", "path_prefix": "/api"},
-                {"host": "shop.example.com", "path_prefix": "/"},
-                {"host": "www.shop.example.com", "path_prefix": "/"}
+                {"host": "shop.example.com", "path_prefix": "/"}
             ]
         })
     );
@@ -307,7 +322,7 @@ fn files_and_stdin_combine() {
     let cfg = two.plugin_config.to_json();
     assert_eq!(cfg["client_id"], "grafana", "the first Ingress fills the top level");
     let hosts: Vec<&str> = cfg["routes"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
-    assert_eq!(hosts, ["admin.example.com", "grafana.example.org", "shop.example.com", "shop.example.com", "www.shop.example.com"]);
+    assert_eq!(hosts, ["admin.example.com", "grafana.example.org", "shop.example.com", "shop.example.com"]);
 }
 
 // ------------------------------------------------------------------------------- errors --
@@ -392,19 +407,15 @@ fn input_errors() {
     let e = refused(&["render"], "kind: [unclosed\n");
     assert!(e.contains("error: <stdin>: document 1: not valid YAML"), "{e}");
     let e = refused(&["render"], "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
-    assert!(e.contains("error: no networking.k8s.io/v1 Ingress in the input"), "{e}");
-    let plain = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain, namespace: web}\nspec: {defaultBackend: {service: {name: a, port: {number: 80}}}}\n";
+    assert!(e.contains("error: no Ingress in the input (networking.k8s.io/v1, or v1beta1)"), "{e}");
+    let plain = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain, namespace: web}\nspec: {ingressClassName: istio, defaultBackend: {service: {name: a, port: {number: 80}}}}\n";
     let e = refused(&["render"], plain);
-    assert!(e.contains("note: web/plain: no oidc-edge.io/* annotations; not rendered"), "{e}");
-    assert!(e.contains("error: no Ingress in the input has oidc-edge.io/* annotations"), "{e}");
-    // An Ingress without annotations next to one with them: noted, the other rendered.
-    let r = run(&["render", "-", "tests/ingress/one-app.yaml"], plain);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("note: web/plain: no oidc-edge.io/* annotations; not rendered"));
+    assert!(e.contains("note: web/plain: no oidc-edge.io/* annotations: its hosts and paths are rendered as routes that are never authenticated"), "{e}");
+    assert!(e.contains("error: no Ingress of class `istio` in the input has oidc-edge.io/* annotations"), "{e}");
     let e = refused(&["render", "tests/ingress/one-app.yaml", "tests/ingress/one-app.yaml"], "");
     assert!(e.contains("error: docs/wiki: appears twice in the input"), "{e}");
     let e = refused(&["render", "--default", "docs/nope", "tests/ingress/one-app.yaml"], "");
-    assert!(e.contains("error: --default docs/nope: no Ingress with oidc-edge.io/* annotations is called that; expected namespace/name, one of: docs/wiki"), "{e}");
+    assert!(e.contains("error: --default docs/nope: no Ingress of class `istio` with oidc-edge.io/* annotations is called that; expected namespace/name, one of: docs/wiki"), "{e}");
 }
 
 #[test]
