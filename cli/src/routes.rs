@@ -135,7 +135,8 @@ pub fn plugin_config(providers: &[Provider], public: &[Public], default: usize, 
 /// The route key a path is written under.
 fn path_key(kind: PathMatch) -> &'static str {
     match kind {
-        PathMatch::Exact | PathMatch::Prefix => "path_prefix",
+        PathMatch::Exact => "path_exact",
+        PathMatch::Prefix => "path_prefix",
     }
 }
 

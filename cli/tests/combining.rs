@@ -217,3 +217,54 @@ fn one_ingress_alone_has_no_routes() {
     let r = render_all(&[protected("n/shop", "shop", "", &[("shop.example.com", "/", "Prefix")])], &options()).expect("renders");
     assert!(r.plugin_config.routes.is_empty());
 }
+
+#[test]
+fn an_exact_path_covers_that_path_only() {
+    // Written as a prefix, Exact `/docs` (no group needed) let `/docs/secret` through
+    // without the admins group that `/` requires.
+    let main = protected("x/main", "main", "    oidc-edge.io/required-groups: admins\n", &[("x.example.com", "/", "Prefix")]);
+    let docs = protected("x/docs", "docs", "", &[("x.example.com", "/docs", "Exact")]);
+    let r = render_all(&[main, docs], &options()).expect("renders");
+    assert!(route_keys(&r).contains(&("x.example.com".into(), "path_exact=/docs".into())), "{:?}", route_keys(&r));
+    let s = filter_settings(&r);
+    assert_eq!(applied(&s, "x.example.com", "/docs").0, "docs");
+    for path in ["/docs/secret", "/docs/", "/docsx"] {
+        assert_eq!(applied(&s, "x.example.com", path).0, "main", "{path}");
+    }
+}
+
+#[test]
+fn exact_and_prefix_on_the_same_path_do_not_conflict() {
+    let admin = protected("ops/admin", "admin", "    oidc-edge.io/required-groups: admins\n", &[("h.example.com", "/", "Prefix")]);
+    let status = protected("ops/status", "status", "", &[("h.example.com", "/", "Exact")]);
+    let r = render_all(&[admin, status], &options()).expect("renders");
+    assert_eq!(
+        route_keys(&r),
+        [("h.example.com".to_string(), "path_exact=/".to_string()), ("h.example.com".to_string(), "path_prefix=/".to_string())]
+    );
+    let s = filter_settings(&r);
+    assert_eq!(applied(&s, "h.example.com", "/").0, "status");
+    assert_eq!(applied(&s, "h.example.com", "/x").0, "admin");
+}
+
+#[test]
+fn implementation_specific_paths_follow_istio() {
+    // Istio: exact, unless the path ends in `.*` or `/*` (a prefix of what comes before).
+    let a = protected("x/a", "a", "", &[("h.example.com", "/", "Prefix")]);
+    let b = protected(
+        "x/b",
+        "b",
+        "    oidc-edge.io/required-groups: b-admins\n",
+        &[("h.example.com", "/b.*", "ImplementationSpecific"), ("h.example.com", "/x/*", "ImplementationSpecific"), ("h.example.com", "/exact", "ImplementationSpecific")],
+    );
+    let r = render_all(&[a, b], &options()).expect("renders");
+    let keys = route_keys(&r);
+    for want in ["path_prefix=/b", "path_prefix=/x", "path_exact=/exact"] {
+        assert!(keys.contains(&("h.example.com".to_string(), want.to_string())), "{want}: {keys:?}");
+    }
+    let s = filter_settings(&r);
+    for path in ["/b", "/b/c", "/x", "/x/y", "/exact"] {
+        assert_eq!(applied(&s, "h.example.com", path).0, "b", "{path}");
+    }
+    assert_eq!(applied(&s, "h.example.com", "/exact/y").0, "a");
+}
