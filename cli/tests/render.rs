@@ -276,8 +276,8 @@ fn two_apps_become_routes() {
     // Key order as documented: table order, routes last; host and path first in a route.
     let keys: Vec<&String> = out.plugin_config.settings.keys().collect();
     assert_eq!(keys, ["issuer", "idp_cluster", "client_id", "client_secret", "cookie_secret", "scopes", "claim_headers", "pass_through_paths", "api_paths"]);
-    assert!(out.text.contains("  pluginConfig:\n    issuer: https://login.example.com/realms/main\n"), "{}", out.text);
-    assert!(out.text.contains("    routes:\n    - host: admin.example.com\n      path_prefix: /\n      issuer: "), "{}", out.text);
+    assert!(out.text.contains("  pluginConfig:\n    issuer: \"https://login.example.com/realms/main\"\n"), "{}", out.text);
+    assert!(out.text.contains("    routes:\n    - host: \"admin.example.com\"\n      path_prefix: \"/\"\n      issuer: "), "{}", out.text);
 
     let d = docs(&out.text);
     assert_eq!(find_kind(&d, "WasmPlugin").len(), 1, "one gateway, one plugin");
@@ -528,5 +528,78 @@ fn envoy_ip_issuer_is_a_static_cluster_without_sni() {
         // Istio needs a DNS name.
         let e = refused(&["render"], &manifest);
         assert!(e.contains("is an IP address"), "{e}");
+    }
+}
+
+/// Every scalar after `key:` or `- ` outside `|` blocks: what a YAML reader types itself.
+fn plain_scalars(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block_indent: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(b) = block_indent {
+            if line.trim().is_empty() || indent >= b {
+                continue;
+            }
+            block_indent = None;
+        }
+        let mut rest = line.trim_start();
+        if rest.starts_with('#') || rest == "---" || rest.is_empty() {
+            continue;
+        }
+        while let Some(r) = rest.strip_prefix("- ") {
+            rest = r;
+        }
+        let value = if rest.starts_with('"') {
+            // A quoted key: what follows its closing quote.
+            let close = rest[1..].find("\":").map(|i| i + 2).unwrap_or(rest.len());
+            rest[close..].trim_start_matches(':').trim()
+        } else {
+            match rest.split_once(": ") {
+                Some((_, v)) => v.trim(),
+                None if rest.ends_with(':') => "",
+                None => rest,
+            }
+        };
+        if value == "|" || value == "|-" {
+            block_indent = Some(indent + 1);
+            continue;
+        }
+        if !value.is_empty() && !value.starts_with('"') {
+            out.push(value.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn yaml_1_1_words_stay_strings() {
+    // kubectl reads YAML 1.1: unquoted, `on` is true, `1_000` a number, `2001-01-01` a date,
+    // `1:20` sexagesimal 80, `<<` a merge key.
+    let words = "yes,no,on,off,y,n,Y,N,true,False,~,null,012,0o12,1e3,1_000,2001-01-01,.inf,-.5,0b101,1:20,<<,=,!!str";
+    let manifest = one_app_with("    oidc-edge.io/client-id: wiki\n", &format!("    oidc-edge.io/client-id: \"on\"\n    oidc-edge.io/required-groups: \"{words}\"\n    oidc-edge.io/claim-headers: \"X-A=on,Y=1_000\"\n"))
+        .replace("test-secret-0123456789", "\"s3cr\\\"et\\u2028yz\\u202e\"");
+    for output in ["istio", "envoy"] {
+        let r = run(&["render", "-o", output, "--wasm-url", "file:///w.wasm"], &manifest);
+        assert_eq!(r.code, 0, "{output}: {}", r.stderr);
+        let plain = plain_scalars(&r.stdout);
+        assert!(plain.iter().all(|v| v.parse::<u64>().is_ok() || v == "true"), "{output}: unquoted scalars {plain:?} in\n{}", r.stdout);
+        // Keys from the input are quoted when YAML 1.1 would read them otherwise.
+        if output == "istio" {
+            assert!(r.stdout.contains("    client_id: \"on\"\n"), "{}", r.stdout);
+            for w in ["yes", "1_000", "2001-01-01", "1:20", "<<", "~"] {
+                assert!(r.stdout.contains(&format!("      - \"{w}\"\n")), "{w}: {}", r.stdout);
+            }
+            assert!(r.stdout.contains("      \"Y\": \"1_000\"\n"), "{}", r.stdout);
+            // Line breaks of YAML 1.1 and bidi controls are escaped.
+            assert!(r.stdout.contains("    client_secret: \"s3cr\\\"et\\u2028yz\\u202E\"\n"), "{}", r.stdout);
+            let plugin = serde_json::to_value(at(find_kind(&docs(&r.stdout), "WasmPlugin")[0], "spec.pluginConfig")).unwrap();
+            assert_eq!(plugin["client_id"], "on");
+            assert_eq!(plugin["client_secret"], "s3cr\"et\u{2028}yz\u{202e}");
+            assert_eq!(plugin["require"][0]["one_of"].as_array().map(Vec::len), Some(24));
+        } else {
+            assert!(!r.stdout.contains('\u{2028}') && !r.stdout.contains('\u{202e}'), "{}", r.stdout);
+            assert_eq!(envoy_plugin_json(&docs(&r.stdout))["client_secret"], "s3cr\"et\u{2028}yz\u{202e}");
+        }
     }
 }
