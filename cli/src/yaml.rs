@@ -193,6 +193,11 @@ pub fn quoted(text: &str) -> String {
     out
 }
 
+/// Documents joined with `---` separators.
+pub fn stream(docs: &[String]) -> String {
+    docs.join("---\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,9 +233,4 @@ mod tests {
         let back: Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(back, v);
     }
-}
-
-/// Documents joined with `---` separators.
-pub fn stream(docs: &[String]) -> String {
-    docs.join("---\n")
 }

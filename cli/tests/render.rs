@@ -550,10 +550,10 @@ fn plain_scalars(text: &str) -> Vec<String> {
         while let Some(r) = rest.strip_prefix("- ") {
             rest = r;
         }
-        let value = if rest.starts_with('"') {
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
             // A quoted key: what follows its closing quote.
-            let close = rest[1..].find("\":").map(|i| i + 2).unwrap_or(rest.len());
-            rest[close..].trim_start_matches(':').trim()
+            let close = quoted.find("\":").map(|i| i + 1).unwrap_or(quoted.len());
+            quoted[close..].trim_start_matches(':').trim()
         } else {
             match rest.split_once(": ") {
                 Some((_, v)) => v.trim(),
