@@ -279,7 +279,11 @@ pub fn parse(kind: Kind, raw: &str) -> Result<Value, String> {
             }
         }
         Kind::InlineSecret => {
-            if v.is_empty() {
+            // A secret is taken as written: trimming it would make the filter send another
+            // secret than the one registered at the IdP, failing only at login.
+            if !v.is_empty() && v.len() != raw.len() {
+                Err("has leading or trailing whitespace; a secret is used exactly as written: remove the spaces (or, if they belong to it, use the `-env` annotation)".into())
+            } else if v.is_empty() {
                 Err("is empty; expected the secret (better: the name of an environment variable in the `-env` annotation)".into())
             } else if v.chars().any(char::is_control) {
                 Err("contains control characters".into())
@@ -298,6 +302,9 @@ pub fn parse(kind: Kind, raw: &str) -> Result<Value, String> {
         }
         Kind::Scopes => {
             let scopes: Vec<&str> = split_list(v, true);
+            if scopes.is_empty() {
+                return Err("lists no scope; expected scopes separated by commas or spaces, e.g. `openid,email,groups` (or leave the annotation out for the default)".into());
+            }
             for s in &scopes {
                 if s.bytes().any(|b| b < b' ' || b == b'"' || b == b'\\' || b >= 0x7f) {
                     return Err(format!("`{s}` is not a valid scope (RFC 6749 3.3); expected e.g. `openid,email,groups`"));
@@ -511,6 +518,10 @@ mod tests {
             (Kind::ForwardToken, "both", "`id_token` or `access_token`"),
             (Kind::ClusterName, "my cluster", "cluster name"),
             (Kind::Text, " ", "empty"),
+            (Kind::InlineSecret, "  padded secret  ", "leading or trailing whitespace"),
+            (Kind::InlineSecret, "secret\n", "leading or trailing whitespace"),
+            (Kind::Scopes, "", "lists no scope"),
+            (Kind::Scopes, " , ", "lists no scope"),
         ];
         for (kind, raw, needle) in cases {
             let err = parse(*kind, raw).expect_err(raw);

@@ -393,6 +393,8 @@ fn more_annotation_errors() {
         ("oidc-edge.io/idp-cluster: idp", "oidc-edge.io/idp-custer: idp", "docs/wiki: annotation oidc-edge.io/idp-custer: unknown annotation; did you mean oidc-edge.io/idp-cluster?"),
         ("oidc-edge.io/idp-cluster: idp", "oidc-edge.io/frobnicate: yes", "docs/wiki: annotation oidc-edge.io/frobnicate: unknown annotation; expected one of: issuer, idp-cluster, client-id"),
         ("path: /\n", "path: app\n", "docs/wiki: spec.rules[0].http.paths[0].path `app` is not an absolute path"),
+        ("client-secret: test-secret-0123456789", "client-secret: \"  test-secret-0123456789 \"", "docs/wiki: annotation oidc-edge.io/client-secret: has leading or trailing whitespace; a secret is used exactly as written"),
+        ("oidc-edge.io/scopes: openid email profile", "oidc-edge.io/scopes: \"\"", "docs/wiki: annotation oidc-edge.io/scopes: lists no scope"),
     ];
     for (from, to, needle) in cases {
         let stderr = refused(&["render"], &one_app_with(from, to));
