@@ -5,7 +5,9 @@ use crate::model::{Idp, PluginConfig};
 use crate::yaml::{document, map, num, s, seq, to_value};
 use crate::{GatewayTarget, Options};
 
-pub const DEFAULT_WASM_URL: &str = "oci://ghcr.io/oidc-edge/oidc-edge:latest";
+/// Why there is no default module URL: no image is published under a fixed name, and an
+/// unpinned tag would let every gateway restart load whatever the tag points to then.
+pub const WASM_URL_REQUIRED: &str = "--wasm-url is required with --output istio: the URL of the oidc-edge module you built and published, pinned to a version, e.g. --wasm-url oci://registry.example.com/oidc-edge:0.1.0 (add --sha256 of the module)";
 
 const MANAGED_BY: &str = "oidc-edge-render";
 
@@ -39,7 +41,10 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
             format!("It applies to the Gateway API Gateway `{name}` in {ns} (targetRefs, Istio 1.22 or later).")
         }
     };
-    put("url", s(opts.wasm_url.clone().unwrap_or_else(|| DEFAULT_WASM_URL.to_string())));
+    let Some(url) = &opts.wasm_url else {
+        return Err(WASM_URL_REQUIRED.to_string());
+    };
+    put("url", s(url.as_str()));
     if let Some(sha) = &opts.sha256 {
         put("sha256", s(sha.as_str()));
     }

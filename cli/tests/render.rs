@@ -36,7 +36,7 @@ fn filter_accepts(plugin_json: &serde_json::Value) {
 
 #[test]
 fn one_app_istio_golden_and_structure() {
-    let r = run(&["render", "tests/ingress/one-app.yaml"], "");
+    let r = run(&["render", "--wasm-url", WASM, "tests/ingress/one-app.yaml"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     golden("one-app.istio.yaml", &r.stdout);
     // Inline secrets are allowed, with a warning; idp-cluster does not apply to Istio.
@@ -50,7 +50,7 @@ fn one_app_istio_golden_and_structure() {
     assert_eq!(str_at(wp, "apiVersion"), "extensions.istio.io/v1alpha1");
     assert_eq!(str_at(wp, "metadata.namespace"), "istio-system");
     assert_eq!(str_at(wp, "spec.selector.matchLabels.istio"), "ingressgateway");
-    assert_eq!(str_at(wp, "spec.url"), "oci://ghcr.io/oidc-edge/oidc-edge:latest");
+    assert_eq!(str_at(wp, "spec.url"), WASM);
     assert_eq!(str_at(wp, "spec.phase"), "AUTHN");
     assert_eq!(str_at(wp, "spec.failStrategy"), "FAIL_CLOSE");
     assert!(wp.get("spec").unwrap().get("sha256").is_none());
@@ -156,7 +156,7 @@ fn istio_options() {
         assert_eq!(str_at(doc, "metadata.namespace"), "istio-ingress");
     }
 
-    let r = run(&["render", "--gateway-selector", "app=edge", "--gateway-selector=tier=public"], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
+    let r = run(&["render", "--wasm-url", WASM, "--gateway-selector", "app=edge", "--gateway-selector=tier=public"], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let wp = docs(&r.stdout).into_iter().find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("WasmPlugin")).unwrap();
     assert_eq!(str_at(&wp, "spec.selector.matchLabels.app"), "edge");
@@ -166,7 +166,7 @@ fn istio_options() {
 #[test]
 fn http_issuer_has_no_tls_and_a_warning() {
     let manifest = std::fs::read_to_string(ingress("one-app.yaml")).unwrap().replace("https://login.example.com/realms/main", "http://idp.dev.svc.cluster.local:8080/realms/dev");
-    let r = run(&["render"], &manifest);
+    let r = run(&["render", "--wasm-url", WASM], &manifest);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("annotation oidc-edge.io/issuer: plain http"), "{}", r.stderr);
     let d = docs(&r.stdout);
@@ -329,7 +329,7 @@ fn files_and_stdin_combine() {
 
 #[test]
 fn bad_annotations_are_all_reported_and_nothing_is_written() {
-    let r = run(&["render", "tests/ingress/bad-annotations.yaml"], "");
+    let r = run(&["render", "--wasm-url", WASM, "tests/ingress/bad-annotations.yaml"], "");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stdout, "", "nothing on stdout when refusing");
     let expected = [
@@ -397,26 +397,26 @@ fn more_annotation_errors() {
         ("oidc-edge.io/scopes: openid email profile", "oidc-edge.io/scopes: \"\"", "docs/wiki: annotation oidc-edge.io/scopes: lists no scope"),
     ];
     for (from, to, needle) in cases {
-        let stderr = refused(&["render"], &one_app_with(from, to));
+        let stderr = refused(&["render", "--wasm-url", WASM], &one_app_with(from, to));
         assert!(stderr.contains(&format!("error: {needle}")), "`{needle}` not in:\n{stderr}");
     }
 }
 
 #[test]
 fn input_errors() {
-    let e = refused(&["render", "tests/ingress/does-not-exist.yaml"], "");
+    let e = refused(&["render", "--wasm-url", WASM, "tests/ingress/does-not-exist.yaml"], "");
     assert!(e.contains("error: cannot read tests/ingress/does-not-exist.yaml:"), "{e}");
-    let e = refused(&["render"], "kind: [unclosed\n");
+    let e = refused(&["render", "--wasm-url", WASM], "kind: [unclosed\n");
     assert!(e.contains("error: <stdin>: document 1: not valid YAML"), "{e}");
-    let e = refused(&["render"], "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
+    let e = refused(&["render", "--wasm-url", WASM], "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
     assert!(e.contains("error: no Ingress in the input (networking.k8s.io/v1, or v1beta1)"), "{e}");
     let plain = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain, namespace: web}\nspec: {ingressClassName: istio, defaultBackend: {service: {name: a, port: {number: 80}}}}\n";
-    let e = refused(&["render"], plain);
+    let e = refused(&["render", "--wasm-url", WASM], plain);
     assert!(e.contains("note: web/plain: no oidc-edge.io/* annotations: its hosts and paths are rendered as routes that are never authenticated"), "{e}");
     assert!(e.contains("error: no Ingress of class `istio` in the input has oidc-edge.io/* annotations"), "{e}");
-    let e = refused(&["render", "tests/ingress/one-app.yaml", "tests/ingress/one-app.yaml"], "");
+    let e = refused(&["render", "--wasm-url", WASM, "tests/ingress/one-app.yaml", "tests/ingress/one-app.yaml"], "");
     assert!(e.contains("error: docs/wiki: appears twice in the input"), "{e}");
-    let e = refused(&["render", "--default", "docs/nope", "tests/ingress/one-app.yaml"], "");
+    let e = refused(&["render", "--wasm-url", WASM, "--default", "docs/nope", "tests/ingress/one-app.yaml"], "");
     assert!(e.contains("error: --default docs/nope: no Ingress of class `istio` with oidc-edge.io/* annotations is called that; expected namespace/name, one of: docs/wiki"), "{e}");
 }
 
@@ -459,6 +459,8 @@ fn command_line_errors_exit_2() {
         (vec!["render", "--default", "wiki"], "expected namespace/name"),
         (vec!["render", "--frobnicate"], "unknown option `--frobnicate`"),
         (vec!["render", "--namespace"], "--namespace needs a value"),
+        (vec!["render"], "--wasm-url is required with --output istio: the URL of the oidc-edge module you built and published, pinned to a version, e.g. --wasm-url oci://"),
+        (vec!["render", "--ingress-class", ""], "--ingress-class ``: expected the name of an ingress class"),
     ] {
         let r = run(&args, "");
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
@@ -470,7 +472,7 @@ fn command_line_errors_exit_2() {
 
 #[test]
 fn help_version_and_annotations() {
-    let r = run(&["render", "--help"], "");
+    let r = run(&["render", "--wasm-url", WASM, "--help"], "");
     assert_eq!(r.code, 0);
     assert!(r.stdout.starts_with("Usage: oidc-edge render"));
     let r = run(&["--version"], "");
@@ -528,7 +530,7 @@ fn envoy_ip_issuer_is_a_static_cluster_without_sni() {
         let san = at(tls, "common_tls_context.validation_context.match_typed_subject_alt_names.0");
         assert_eq!((str_at(san, "san_type"), str_at(san, "matcher.exact")), ("IP_ADDRESS", ip));
         // Istio needs a DNS name.
-        let e = refused(&["render"], &manifest);
+        let e = refused(&["render", "--wasm-url", WASM], &manifest);
         assert!(e.contains("is an IP address"), "{e}");
     }
 }
@@ -603,5 +605,35 @@ fn yaml_1_1_words_stay_strings() {
             assert!(!r.stdout.contains('\u{2028}') && !r.stdout.contains('\u{202e}'), "{}", r.stdout);
             assert_eq!(envoy_plugin_json(&docs(&r.stdout))["client_secret"], "s3cr\"et\u{2028}yz\u{202e}");
         }
+    }
+}
+
+#[test]
+fn options_of_the_other_output_are_warned_about() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    let sha = "ab".repeat(32);
+    let r = run(&["render", "-o", "envoy", "--sha256", &sha, "-n", "gw", "--gateway-selector", "a=b", "--ca-file", "/ca.pem"], &one_app);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for flag in ["--sha256", "--namespace", "--gateway-selector"] {
+        assert!(r.stderr.contains(&format!("warning: {flag} applies to --output istio only; ignored with --output envoy")), "{flag}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("--ca-file"), "{}", r.stderr);
+    let r = run(&["render", "--wasm-url", WASM, "--ca-file", "/ca.pem", "--gateway-ref", "gw"], &one_app);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("warning: --ca-file applies to --output envoy only; ignored with --output istio"), "{}", r.stderr);
+    assert!(!r.stderr.contains("--gateway-ref applies"), "{}", r.stderr);
+}
+
+#[test]
+fn an_unpinned_module_url_is_warned_about() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    for url in ["oci://ghcr.io/oidc-edge/oidc-edge:latest", "oci://registry:5000/oidc-edge"] {
+        let r = run(&["render", "--wasm-url", url], &one_app);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("warning: --wasm-url `{url}` is not pinned")), "{url}: {}", r.stderr);
+    }
+    for url in [WASM, "oci://registry:5000/oidc-edge@sha256:0123", "https://example.com/oidc.wasm"] {
+        let r = run(&["render", "--wasm-url", url], &one_app);
+        assert!(!r.stderr.contains("not pinned"), "{url}: {}", r.stderr);
     }
 }
