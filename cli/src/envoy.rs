@@ -112,7 +112,7 @@ fn ascii_json(json: &str) -> String {
 
 /// The RBAC filter that refuses any request oidc-edge did not mark as checked (the filter
 /// state `wasm.oidc_edge_checked` the filter sets on every request it lets through).
-fn guard() -> serde_yaml_ng::Value {
+pub(crate) fn guard() -> serde_yaml_ng::Value {
     let principal = map([(
         "filter_state",
         map([("key", s("wasm.oidc_edge_checked")), ("string_match", map([("exact", s("1"))]))]),

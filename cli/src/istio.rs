@@ -18,6 +18,12 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
     let mut put = |k: &str, v: serde_yaml_ng::Value| {
         spec.insert(s(k), v);
     };
+    // The guard must run on exactly the proxies the plugin runs on: on any other it would
+    // refuse every request. So it selects the same pods the plugin does.
+    let guard_selector: Vec<(String, String)> = match &opts.gateway {
+        GatewayTarget::Selector(labels) => labels.clone(),
+        GatewayTarget::GatewayRef(name) => vec![(GATEWAY_NAME_LABEL.to_string(), name.clone())],
+    };
     let target_comment = match &opts.gateway {
         GatewayTarget::Selector(labels) => {
             let mut m = serde_yaml_ng::Mapping::new();
@@ -68,7 +74,9 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         "Rendered by `oidc-edge render --output istio` from {}.\n\
          Apply in the ingress gateway's namespace ({ns}): kubectl apply -f <this file>\n\
          \n\
-         WasmPlugin: the oidc-edge filter (phase AUTHN, fails closed).\n{target_comment}\n",
+         WasmPlugin: the oidc-edge filter (phase AUTHN, failStrategy FAIL_CLOSE for a\n\
+         crashed module; a proxy worker that cannot create the module at all runs\n\
+         without it, which the EnvoyFilter oidc-edge-guard below turns into 403s).\n{target_comment}\n",
         sources.join(", ")
     );
     if !env.is_empty() {
@@ -80,6 +88,18 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         ));
     }
     let mut docs = vec![document(&comment, &plugin)?];
+    docs.push(document(
+        &format!(
+            "The guard (README, Failure behaviour): an RBAC filter before the router that lets\n\
+             through only requests oidc-edge has checked. A worker that cannot create the\n\
+             wasm VM runs without the plugin whatever failStrategy says; with the guard it\n\
+             answers 403 instead of passing requests on unchecked. It selects the same pods\n\
+             as the WasmPlugin ({}):\n\
+             on any proxy without the plugin it would refuse everything.",
+            guard_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        ),
+        &guard_filter(&guard_selector, ns),
+    )?);
 
     for idp in idps {
         docs.push(document(
@@ -106,6 +126,44 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         }
     }
     Ok(crate::yaml::stream(&docs))
+}
+
+/// The label Istio puts on the pods of a Gateway API gateway it deploys.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// README's EnvoyFilter for the guard: the Envoy output's RBAC filter, inserted before the
+/// router of every gateway listener of the selected pods.
+fn guard_filter(selector: &[(String, String)], ns: &str) -> serde_yaml_ng::Value {
+    let mut labels = serde_yaml_ng::Mapping::new();
+    for (k, v) in selector {
+        labels.insert(s(k.as_str()), s(v.as_str()));
+    }
+    let patch = map([
+        ("applyTo", s("HTTP_FILTER")),
+        (
+            "match",
+            map([
+                ("context", s("GATEWAY")),
+                (
+                    "listener",
+                    map([(
+                        "filterChain",
+                        map([(
+                            "filter",
+                            map([("name", s("envoy.filters.network.http_connection_manager")), ("subFilter", map([("name", s("envoy.filters.http.router"))]))]),
+                        )]),
+                    )]),
+                ),
+            ]),
+        ),
+        ("patch", map([("operation", s("INSERT_BEFORE")), ("value", crate::envoy::guard())])),
+    ]);
+    map([
+        ("apiVersion", s("networking.istio.io/v1alpha3")),
+        ("kind", s("EnvoyFilter")),
+        ("metadata", metadata("oidc-edge-guard", ns)),
+        ("spec", map([("workloadSelector", map([("labels", serde_yaml_ng::Value::Mapping(labels))])), ("configPatches", seq([patch]))])),
+    ])
 }
 
 fn metadata(name: &str, ns: &str) -> serde_yaml_ng::Value {

@@ -45,7 +45,7 @@ fn one_app_istio_golden_and_structure() {
     assert!(r.stderr.contains("warning: docs/wiki: annotation oidc-edge.io/idp-cluster: ignored with --output istio"), "{}", r.stderr);
 
     let d = docs(&r.stdout);
-    assert_eq!(d.len(), 3);
+    assert_eq!(d.len(), 4);
     let wp = find_kind(&d, "WasmPlugin")[0];
     assert_eq!(str_at(wp, "apiVersion"), "extensions.istio.io/v1alpha1");
     assert_eq!(str_at(wp, "metadata.namespace"), "istio-system");
@@ -215,7 +215,7 @@ fn ingress_of_another_class_is_left_out() {
 fn multi_document_file_renders_only_the_ingress() {
     let out = render(&inputs(&["app-with-service.yaml"]), &opts(Output::Istio, false)).expect("renders");
     let d = docs(&out.text);
-    assert_eq!(d.len(), 3, "WasmPlugin, ServiceEntry, DestinationRule");
+    assert_eq!(d.len(), 4, "WasmPlugin, EnvoyFilter, ServiceEntry, DestinationRule");
     let wp = find_kind(&d, "WasmPlugin")[0];
     assert_eq!(str_at(wp, "spec.pluginConfig.issuer"), "https://auth.example.org", "the Service's annotation is not read");
     assert_eq!(str_at(wp, "spec.pluginConfig.client_secret.env"), "GRAFANA_OIDC_CLIENT_SECRET");
@@ -636,4 +636,56 @@ fn an_unpinned_module_url_is_warned_about() {
         let r = run(&["render", "--wasm-url", url], &one_app);
         assert!(!r.stderr.contains("not pinned"), "{url}: {}", r.stderr);
     }
+}
+
+#[test]
+fn istio_output_has_the_guard_on_the_plugin_s_pods() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    let envoy = run(&["render", "-o", "envoy"], &one_app);
+    let envoy_guard = at(&docs(&envoy.stdout)[0], "http_filters.1").clone();
+    for (extra, label, value) in [
+        (vec![], "istio", "ingressgateway"),
+        (vec!["--gateway-selector", "istio=ingress", "--namespace", "istio-ingress"], "istio", "ingress"),
+        (vec!["--gateway-ref", "public"], "gateway.networking.k8s.io/gateway-name", "public"),
+    ] {
+        let mut args = vec!["render", "--wasm-url", WASM];
+        args.extend(extra.iter().copied());
+        let r = run(&args, &one_app);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let d = docs(&r.stdout);
+        let wp = find_kind(&d, "WasmPlugin")[0];
+        let filters = find_kind(&d, "EnvoyFilter");
+        assert_eq!(filters.len(), 1, "{extra:?}");
+        let f = filters[0];
+        assert_eq!(str_at(f, "apiVersion"), "networking.istio.io/v1alpha3");
+        assert_eq!(str_at(f, "metadata.name"), "oidc-edge-guard");
+        assert_eq!(str_at(f, "metadata.namespace"), str_at(wp, "metadata.namespace"), "{extra:?}");
+        let labels = at(f, "spec.workloadSelector.labels").as_mapping().unwrap();
+        assert_eq!(labels.len(), 1, "{extra:?}");
+        assert_eq!(labels.get(label).and_then(|v| v.as_str()), Some(value), "{extra:?}");
+        if extra.first() != Some(&"--gateway-ref") {
+            assert_eq!(at(f, "spec.workloadSelector.labels"), at(wp, "spec.selector.matchLabels"), "the same pods as the plugin");
+        }
+        let p = at(f, "spec.configPatches.0");
+        assert_eq!(str_at(p, "applyTo"), "HTTP_FILTER");
+        assert_eq!(str_at(p, "match.context"), "GATEWAY");
+        assert_eq!(str_at(p, "match.listener.filterChain.filter.name"), "envoy.filters.network.http_connection_manager");
+        assert_eq!(str_at(p, "match.listener.filterChain.filter.subFilter.name"), "envoy.filters.http.router");
+        assert_eq!(str_at(p, "patch.operation"), "INSERT_BEFORE");
+        assert_eq!(at(p, "patch.value"), &envoy_guard, "the RBAC filter the Envoy output (and README) uses");
+    }
+}
+
+#[test]
+fn readme_shows_the_guard_the_istio_output_writes() {
+    // README's EnvoyFilter is what the output holds (flow style there, block style here).
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("kind: EnvoyFilter").expect("README has the EnvoyFilter");
+    let block = &readme[readme[..start].rfind("```yaml").unwrap() + 7..];
+    let block = &block[..block.find("```").unwrap()];
+    let theirs: serde_yaml_ng::Value = serde_yaml_ng::from_str(block).unwrap();
+    let r = run(&["render", "--wasm-url", WASM], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
+    let d = docs(&r.stdout);
+    let ours = find_kind(&d, "EnvoyFilter")[0];
+    assert_eq!(at(ours, "spec"), at(&theirs, "spec"));
 }
