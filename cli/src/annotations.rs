@@ -224,6 +224,31 @@ pub fn default_of(key: &str) -> Option<Value> {
     for_key(key).find_map(|a| a.default).and_then(|text| serde_json::from_str(text).ok())
 }
 
+/// Whether an annotation key is meant for this tool: exactly under [`PREFIX`], or a
+/// misspelling of the prefix (`oidc-edge-io/`, `oidc-edge.io.`, `oidc_edge.io/`,
+/// `OIDC-Edge.io/`, `oidcedge.io/`), which must be refused rather than skipped.
+pub fn looks_like_ours(key: &str) -> bool {
+    squash(key).starts_with("oidcedge")
+}
+
+/// Letters and digits only, lower case: what is left of a key whatever its separators.
+fn squash(s: &str) -> String {
+    s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// For a key that [`looks_like_ours`] but does not start with [`PREFIX`]: the annotation
+/// it was probably meant to be.
+pub fn meant(key: &str) -> Option<&'static str> {
+    let squashed = squash(key);
+    let rest = squashed.strip_prefix("oidcedge").unwrap_or(&squashed);
+    let rest = rest.strip_prefix("io").unwrap_or(rest);
+    if let Some(a) = ANNOTATIONS.iter().find(|a| squash(a.name) == rest) {
+        return Some(a.name);
+    }
+    let tail = key.rsplit(['/', '.']).next().unwrap_or(key).to_ascii_lowercase();
+    closest(&tail)
+}
+
 /// The closest annotation name to a misspelt one, for a "did you mean" hint.
 pub fn closest(name: &str) -> Option<&'static str> {
     oidc_edge::config::closest_name(name, ANNOTATIONS.iter().map(|a| a.name))
@@ -254,7 +279,11 @@ pub fn parse(kind: Kind, raw: &str) -> Result<Value, String> {
             }
         }
         Kind::InlineSecret => {
-            if v.is_empty() {
+            // A secret is taken as written: trimming it would make the filter send another
+            // secret than the one registered at the IdP, failing only at login.
+            if !v.is_empty() && v.len() != raw.len() {
+                Err("has leading or trailing whitespace; a secret is used exactly as written: remove the spaces (or, if they belong to it, use the `-env` annotation)".into())
+            } else if v.is_empty() {
                 Err("is empty; expected the secret (better: the name of an environment variable in the `-env` annotation)".into())
             } else if v.chars().any(char::is_control) {
                 Err("contains control characters".into())
@@ -273,6 +302,9 @@ pub fn parse(kind: Kind, raw: &str) -> Result<Value, String> {
         }
         Kind::Scopes => {
             let scopes: Vec<&str> = split_list(v, true);
+            if scopes.is_empty() {
+                return Err("lists no scope; expected scopes separated by commas or spaces, e.g. `openid,email,groups` (or leave the annotation out for the default)".into());
+            }
             for s in &scopes {
                 if s.bytes().any(|b| b < b' ' || b == b'"' || b == b'\\' || b >= 0x7f) {
                     return Err(format!("`{s}` is not a valid scope (RFC 6749 3.3); expected e.g. `openid,email,groups`"));
@@ -486,10 +518,36 @@ mod tests {
             (Kind::ForwardToken, "both", "`id_token` or `access_token`"),
             (Kind::ClusterName, "my cluster", "cluster name"),
             (Kind::Text, " ", "empty"),
+            (Kind::InlineSecret, "  padded secret  ", "leading or trailing whitespace"),
+            (Kind::InlineSecret, "secret\n", "leading or trailing whitespace"),
+            (Kind::Scopes, "", "lists no scope"),
+            (Kind::Scopes, " , ", "lists no scope"),
         ];
         for (kind, raw, needle) in cases {
             let err = parse(*kind, raw).expect_err(raw);
             assert!(err.contains(needle), "{kind:?} {raw:?}: `{err}` should mention `{needle}`");
+        }
+    }
+
+    #[test]
+    fn misspelt_prefixes_are_recognised() {
+        for key in [
+            "oidc-edge-io/issuer",
+            "oidc-edge.io.issuer",
+            "oidcedge.io/issuer",
+            "oidc_edge.io/issuer",
+            "OIDC-Edge.io/issuer",
+            "oidc-edge.IO/Issuer",
+            "oidc-edge/issuer",
+        ] {
+            assert!(looks_like_ours(key), "{key}");
+            assert_eq!(meant(key), Some("issuer"), "{key}");
+        }
+        assert_eq!(meant("oidc-edge-io/client-secret-env"), Some("client-secret-env"));
+        assert_eq!(meant("oidc_edge.io/required_groups"), Some("required-groups"));
+        assert!(looks_like_ours("oidc-edge.io/issuer"));
+        for key in ["nginx.ingress.kubernetes.io/auth-url", "kubernetes.io/ingress.class", "edge.io/x", "oidc.io/issuer"] {
+            assert!(!looks_like_ours(key), "{key}");
         }
     }
 

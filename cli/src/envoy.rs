@@ -27,7 +27,7 @@ pub fn wasm_path(url: Option<&str>) -> Result<String, String> {
 }
 
 pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[String]) -> Result<String, String> {
-    let json = serde_json::to_string_pretty(cfg).map_err(|e| format!("internal error: {e}"))?;
+    let json = ascii_json(&serde_json::to_string_pretty(cfg).map_err(|e| format!("internal error: {e}"))?);
     let env = cfg.env_names();
     let code = map([("local", map([("filename", s(wasm_path(opts.wasm_url.as_deref())?))]))]);
     let vm_config = if env.is_empty() {
@@ -92,9 +92,27 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
     Ok(crate::yaml::stream(&docs))
 }
 
+/// The JSON with every non-ASCII character as a `\u` escape (JSON reads it the same), so
+/// that it can be a `|` block in YAML 1.1 too, where NEL and U+2028 would break its lines.
+/// Outside strings JSON has no such characters, so the escapes only ever land inside one.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// The RBAC filter that refuses any request oidc-edge did not mark as checked (the filter
 /// state `wasm.oidc_edge_checked` the filter sets on every request it lets through).
-fn guard() -> serde_yaml_ng::Value {
+pub(crate) fn guard() -> serde_yaml_ng::Value {
     let principal = map([(
         "filter_state",
         map([("key", s("wasm.oidc_edge_checked")), ("string_match", map([("exact", s("1"))]))]),

@@ -5,7 +5,9 @@ use crate::model::{Idp, PluginConfig};
 use crate::yaml::{document, map, num, s, seq, to_value};
 use crate::{GatewayTarget, Options};
 
-pub const DEFAULT_WASM_URL: &str = "oci://ghcr.io/oidc-edge/oidc-edge:latest";
+/// Why there is no default module URL: no image is published under a fixed name, and an
+/// unpinned tag would let every gateway restart load whatever the tag points to then.
+pub const WASM_URL_REQUIRED: &str = "--wasm-url is required with --output istio: the URL of the oidc-edge module you built and published, pinned to a version, e.g. --wasm-url oci://registry.example.com/oidc-edge:0.1.0 (add --sha256 of the module)";
 
 const MANAGED_BY: &str = "oidc-edge-render";
 
@@ -15,6 +17,12 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
     let mut spec = serde_yaml_ng::Mapping::new();
     let mut put = |k: &str, v: serde_yaml_ng::Value| {
         spec.insert(s(k), v);
+    };
+    // The guard must run on exactly the proxies the plugin runs on: on any other it would
+    // refuse every request. So it selects the same pods the plugin does.
+    let guard_selector: Vec<(String, String)> = match &opts.gateway {
+        GatewayTarget::Selector(labels) => labels.clone(),
+        GatewayTarget::GatewayRef(name) => vec![(GATEWAY_NAME_LABEL.to_string(), name.clone())],
     };
     let target_comment = match &opts.gateway {
         GatewayTarget::Selector(labels) => {
@@ -39,7 +47,10 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
             format!("It applies to the Gateway API Gateway `{name}` in {ns} (targetRefs, Istio 1.22 or later).")
         }
     };
-    put("url", s(opts.wasm_url.clone().unwrap_or_else(|| DEFAULT_WASM_URL.to_string())));
+    let Some(url) = &opts.wasm_url else {
+        return Err(WASM_URL_REQUIRED.to_string());
+    };
+    put("url", s(url.as_str()));
     if let Some(sha) = &opts.sha256 {
         put("sha256", s(sha.as_str()));
     }
@@ -63,7 +74,9 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         "Rendered by `oidc-edge render --output istio` from {}.\n\
          Apply in the ingress gateway's namespace ({ns}): kubectl apply -f <this file>\n\
          \n\
-         WasmPlugin: the oidc-edge filter (phase AUTHN, fails closed).\n{target_comment}\n",
+         WasmPlugin: the oidc-edge filter (phase AUTHN, failStrategy FAIL_CLOSE for a\n\
+         crashed module; a proxy worker that cannot create the module at all runs\n\
+         without it, which the EnvoyFilter oidc-edge-guard below turns into 403s).\n{target_comment}\n",
         sources.join(", ")
     );
     if !env.is_empty() {
@@ -75,6 +88,18 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         ));
     }
     let mut docs = vec![document(&comment, &plugin)?];
+    docs.push(document(
+        &format!(
+            "The guard (README, Failure behaviour): an RBAC filter before the router that lets\n\
+             through only requests oidc-edge has checked. A worker that cannot create the\n\
+             wasm VM runs without the plugin whatever failStrategy says; with the guard it\n\
+             answers 403 instead of passing requests on unchecked. It selects the same pods\n\
+             as the WasmPlugin ({}):\n\
+             on any proxy without the plugin it would refuse everything.",
+            guard_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        ),
+        &guard_filter(&guard_selector, ns),
+    )?);
 
     for idp in idps {
         docs.push(document(
@@ -101,6 +126,44 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
         }
     }
     Ok(crate::yaml::stream(&docs))
+}
+
+/// The label Istio puts on the pods of a Gateway API gateway it deploys.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// README's EnvoyFilter for the guard: the Envoy output's RBAC filter, inserted before the
+/// router of every gateway listener of the selected pods.
+fn guard_filter(selector: &[(String, String)], ns: &str) -> serde_yaml_ng::Value {
+    let mut labels = serde_yaml_ng::Mapping::new();
+    for (k, v) in selector {
+        labels.insert(s(k.as_str()), s(v.as_str()));
+    }
+    let patch = map([
+        ("applyTo", s("HTTP_FILTER")),
+        (
+            "match",
+            map([
+                ("context", s("GATEWAY")),
+                (
+                    "listener",
+                    map([(
+                        "filterChain",
+                        map([(
+                            "filter",
+                            map([("name", s("envoy.filters.network.http_connection_manager")), ("subFilter", map([("name", s("envoy.filters.http.router"))]))]),
+                        )]),
+                    )]),
+                ),
+            ]),
+        ),
+        ("patch", map([("operation", s("INSERT_BEFORE")), ("value", crate::envoy::guard())])),
+    ]);
+    map([
+        ("apiVersion", s("networking.istio.io/v1alpha3")),
+        ("kind", s("EnvoyFilter")),
+        ("metadata", metadata("oidc-edge-guard", ns)),
+        ("spec", map([("workloadSelector", map([("labels", serde_yaml_ng::Value::Mapping(labels))])), ("configPatches", seq([patch]))])),
+    ])
 }
 
 fn metadata(name: &str, ns: &str) -> serde_yaml_ng::Value {

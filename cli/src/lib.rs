@@ -18,6 +18,7 @@ pub mod envoy;
 pub mod istio;
 pub mod manifest;
 pub mod model;
+pub mod routes;
 pub mod yaml;
 
 pub use manifest::Input;
@@ -37,6 +38,9 @@ pub enum GatewayTarget {
     GatewayRef(String),
 }
 
+/// The class Istio's own Ingress controller serves (mesh config `ingressClass`).
+pub const DEFAULT_INGRESS_CLASS: &str = "istio";
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub output: Output,
@@ -48,6 +52,8 @@ pub struct Options {
     /// `namespace/name` of the Ingress whose settings fill the top level.
     pub default: Option<String>,
     pub gateway: GatewayTarget,
+    /// The ingress class the gateway serves: Ingresses of another class are left out.
+    pub ingress_class: String,
     /// Envoy: the CA bundle that verifies the IdP's certificate.
     pub ca_file: String,
     /// Check the configuration with the filter's own validator (always on in the binary;
@@ -64,6 +70,7 @@ impl Default for Options {
             namespace: "istio-system".to_string(),
             default: None,
             gateway: GatewayTarget::Selector(vec![("istio".to_string(), "ingressgateway".to_string())]),
+            ingress_class: DEFAULT_INGRESS_CLASS.to_string(),
             ca_file: envoy::DEFAULT_CA_FILE.to_string(),
             check_with_filter: true,
         }
@@ -97,24 +104,43 @@ pub fn render(inputs: &[Input], opts: &Options) -> Result<Rendered, Failure> {
     };
 
     let mut providers = Vec::new();
-    let mut annotated = 0usize;
+    let mut public = Vec::new();
+    let mut annotated = Vec::new();
     for ingress in &ingresses {
-        if !ingress.annotations.iter().any(|(k, _)| k.starts_with(annotations::PREFIX)) {
-            diags
-                .warnings
-                .push(format!("note: {}: no {}* annotations; not rendered", ingress.id(), annotations::PREFIX));
+        let id = ingress.id();
+        if let Some(class) = ingress.class.as_deref().filter(|c| *c != opts.ingress_class) {
+            // Another controller serves it: neither its hosts nor its settings reach this gateway.
+            diags.warnings.push(format!(
+                "note: {id}: ingress class `{class}`, not `{}`: left out (another controller serves it; --ingress-class {class} renders that class instead)",
+                opts.ingress_class
+            ));
             continue;
         }
-        annotated = annotated.saturating_add(1);
+        if ingress.class.is_none() && opts.output == Output::Istio {
+            diags.warnings.push(format!(
+                "warning: {id}: no ingress class: Istio serves it only with meshConfig.ingressControllerMode DEFAULT; rendered as if of class `{}`",
+                opts.ingress_class
+            ));
+        }
+        if !ingress.annotations.iter().any(|(k, _)| annotations::looks_like_ours(k)) {
+            diags.warnings.push(format!(
+                "note: {id}: no {}* annotations: its hosts and paths are rendered as routes that are never authenticated (pass_through_paths: [\"{}\"])",
+                annotations::PREFIX,
+                routes::PUBLIC_PASS_THROUGH
+            ));
+            public.push(routes::Public { id, routes: ingress.routes.clone() });
+            continue;
+        }
+        annotated.push(id);
         if let Some(p) = model::provider(ingress, opts, &mut diags) {
             providers.push(p);
         }
     }
-    if annotated == 0 {
+    if annotated.is_empty() {
         diags.errors.push(if ingresses.is_empty() {
-            "no networking.k8s.io/v1 Ingress in the input".to_string()
+            "no Ingress in the input (networking.k8s.io/v1, or v1beta1)".to_string()
         } else {
-            format!("no Ingress in the input has {}* annotations", annotations::PREFIX)
+            format!("no Ingress of class `{}` in the input has {}* annotations", opts.ingress_class, annotations::PREFIX)
         });
     }
     let mut seen = Vec::new();
@@ -126,20 +152,27 @@ pub fn render(inputs: &[Input], opts: &Options) -> Result<Rendered, Failure> {
         seen.push(id);
     }
     let default = match &opts.default {
-        None => 0,
+        None => match routes::catch_all_owner(&providers) {
+            Some(i) => {
+                if let Some(p) = providers.get(i).filter(|_| i != 0) {
+                    diags.warnings.push(format!(
+                        "note: {}: its default backend (or host-less path /) takes every request no other rule takes: its settings are the top level",
+                        p.id
+                    ));
+                }
+                i
+            }
+            None => 0,
+        },
         Some(name) => match providers.iter().position(|p| p.id == *name) {
             Some(i) => i,
             None => {
-                let annotated_ids: Vec<String> = ingresses
-                    .iter()
-                    .filter(|i| i.annotations.iter().any(|(k, _)| k.starts_with(annotations::PREFIX)))
-                    .map(manifest::Ingress::id)
-                    .collect();
-                if !annotated_ids.contains(name) {
+                if !annotated.contains(name) {
                     diags.errors.push(format!(
-                        "--default {name}: no Ingress with {}* annotations is called that; expected namespace/name, one of: {}",
+                        "--default {name}: no Ingress of class `{}` with {}* annotations is called that; expected namespace/name, one of: {}",
+                        opts.ingress_class,
                         annotations::PREFIX,
-                        annotated_ids.join(", ")
+                        annotated.join(", ")
                     ));
                 }
                 0
@@ -165,12 +198,12 @@ pub fn render(inputs: &[Input], opts: &Options) -> Result<Rendered, Failure> {
     if !diags.errors.is_empty() {
         return Err(fail(diags));
     }
-    let ids: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
-    let Some(cfg) = model::plugin_config(&providers, default, &mut diags) else {
+    let ids: Vec<String> = providers.iter().map(|p| p.id.clone()).chain(public.iter().map(|q| q.id.clone())).collect();
+    let Some(cfg) = routes::plugin_config(&providers, &public, default, &mut diags) else {
         return Err(fail(diags));
     };
-    if opts.check_with_filter && providers.len() > 1 {
-        model::check_combined(&cfg, &ids, &mut diags);
+    if opts.check_with_filter && !cfg.routes.is_empty() {
+        routes::check_combined(&cfg, &ids, &mut diags);
     }
     if !diags.errors.is_empty() {
         return Err(fail(diags));

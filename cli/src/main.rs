@@ -16,16 +16,17 @@ Usage: oidc-edge render [OPTIONS] [FILE...]
 
 Reads Kubernetes manifests (files, or standard input when no FILE or FILE is `-`;
 several YAML documents per file) and turns the oidc-edge.io/* annotations of every
-networking.k8s.io/v1 Ingress into oidc-edge configuration on standard output.
-Other documents are ignored. Several Ingresses share one configuration: each of
-their hosts and paths becomes an entry of `routes`.
+Ingress (networking.k8s.io/v1, or v1beta1) into oidc-edge configuration on standard
+output. Other documents are ignored. Several Ingresses share one configuration: each
+of their hosts and paths becomes an entry of `routes`; those of an Ingress without
+oidc-edge.io/* annotations are never authenticated.
 
 Options:
   -o, --output istio|envoy    istio (default): WasmPlugin + ServiceEntry/DestinationRule
                               per IdP; envoy: http_filters and clusters fragments
-      --wasm-url URL          istio: the module (oci://, https://, file://; default
-                              oci://ghcr.io/oidc-edge/oidc-edge:latest); envoy: its
-                              local path (default /etc/envoy/oidc_edge.wasm)
+      --wasm-url URL          istio (required): the module, pinned (oci://…:0.1.0,
+                              https://, file://); envoy: its local path (default
+                              /etc/envoy/oidc_edge.wasm)
       --sha256 HEX            istio: SHA-256 of the module (WasmPlugin sha256)
       --namespace NS          istio: namespace of the rendered resources, which must be
                               the ingress gateway's (default istio-system)
@@ -36,7 +37,10 @@ Options:
       --ca-file PATH          envoy: CA bundle that verifies the IdP's certificate
                               (default /etc/ssl/certs/ca-certificates.crt)
       --default NS/NAME       the Ingress whose settings fill the top level when
-                              several are rendered (default: the first)
+                              several are rendered (default: the one with a default
+                              backend or host-less `/` path, else the first)
+      --ingress-class NAME    the class the gateway serves (default istio): Ingresses of
+                              another class are left out
   -h, --help                  this help; `oidc-edge annotations` lists the annotations
   -V, --version
 
@@ -45,7 +49,8 @@ stderr, nothing is written to stdout); 2 bad command line.
 ";
 
 enum Command {
-    Render(Options, Vec<String>),
+    /// Options, files, and warnings about the command line.
+    Render(Box<Options>, Vec<String>, Vec<String>),
     Help,
     Version,
     Annotations,
@@ -54,7 +59,12 @@ enum Command {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (opts, files) = match parse_args(&args) {
-        Ok(Command::Render(opts, files)) => (opts, files),
+        Ok(Command::Render(opts, files, warnings)) => {
+            for w in warnings {
+                eprintln!("{w}");
+            }
+            (opts, files)
+        }
         Ok(Command::Help) => return print_out(USAGE),
         Ok(Command::Version) => return print_out(&format!("oidc-edge {}\n", env!("CARGO_PKG_VERSION"))),
         Ok(Command::Annotations) => return print_out(&annotations::markdown_table()),
@@ -72,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match render(&inputs, &opts) {
+    match render(&inputs, opts.as_ref()) {
         Ok(rendered) => {
             for w in &rendered.warnings {
                 eprintln!("{w}");
@@ -150,6 +160,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut selector: Vec<(String, String)> = Vec::new();
     let mut gateway_ref: Option<String> = None;
     let mut only_files = false;
+    let mut given: Vec<&str> = Vec::new();
     while let Some(arg) = it.next() {
         if only_files || arg == "-" || !arg.starts_with('-') {
             files.push(arg.clone());
@@ -163,6 +174,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
+        given.push(match flag {
+            "-n" => "--namespace",
+            other => other,
+        });
         if matches!(flag, "-h" | "--help") {
             return Ok(Command::Help);
         }
@@ -212,6 +227,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 gateway_ref = Some(v);
             }
             "--ca-file" => opts.ca_file = value()?,
+            "--ingress-class" => {
+                let v = value()?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    return Err(format!("--ingress-class `{v}`: expected the name of an ingress class, e.g. istio"));
+                }
+                opts.ingress_class = v;
+            }
             "--default" => {
                 let v = value()?;
                 if !v.contains('/') {
@@ -228,15 +250,33 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         (None, false) => opts.gateway = GatewayTarget::Selector(selector),
         (None, true) => {}
     }
+    let mut warnings = Vec::new();
     if opts.output == Output::Envoy {
         envoy::wasm_path(opts.wasm_url.as_deref())?;
-    } else if let Some(u) = &opts.wasm_url {
-        if !["oci://", "https://", "http://", "file://"].iter().any(|p| u.starts_with(p)) {
-            return Err(format!("--wasm-url `{u}`: expected an oci://, https://, http:// or file:// URL (default {})", istio::DEFAULT_WASM_URL));
+        for flag in given.iter().filter(|f| ISTIO_ONLY.contains(f)) {
+            warnings.push(format!("warning: {flag} applies to --output istio only; ignored with --output envoy"));
+        }
+    } else {
+        match &opts.wasm_url {
+            None => return Err(istio::WASM_URL_REQUIRED.to_string()),
+            Some(u) if !["oci://", "https://", "http://", "file://"].iter().any(|p| u.starts_with(p)) => {
+                return Err(format!("--wasm-url `{u}`: expected an oci://, https://, http:// or file:// URL, e.g. oci://registry.example.com/oidc-edge:0.1.0"))
+            }
+            Some(u) if u.starts_with("oci://") && !u.contains('@') && (u.ends_with(":latest") || !u.rsplit('/').next().unwrap_or("").contains(':')) => {
+                warnings.push(format!("warning: --wasm-url `{u}` is not pinned (no tag, or `latest`): each gateway restart may load another module; use a version tag or @sha256 digest"))
+            }
+            Some(_) => {}
+        }
+        for flag in given.iter().filter(|f| ENVOY_ONLY.contains(f)) {
+            warnings.push(format!("warning: {flag} applies to --output envoy only; ignored with --output istio"));
         }
     }
-    Ok(Command::Render(opts, files))
+    Ok(Command::Render(Box::new(opts), files, warnings))
 }
+
+/// Options that only shape the Istio resources, and the one only Envoy's clusters use.
+const ISTIO_ONLY: [&str; 4] = ["--sha256", "--namespace", "--gateway-selector", "--gateway-ref"];
+const ENVOY_ONLY: [&str; 1] = ["--ca-file"];
 
 fn is_dns_label(v: &str) -> bool {
     !v.is_empty()

@@ -1,12 +1,12 @@
-//! Ingress annotations -> the plugin configuration: one provider per Ingress, `routes` when
-//! several are rendered together, every check collected so all errors come out at once.
+//! One Ingress's annotations -> its plugin settings (a provider), every check collected so
+//! that all errors come out at once. Combining several is `routes`.
 
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::annotations::{self, Annotation, Kind, Need, PREFIX};
-use crate::manifest::Ingress;
+use crate::manifest::{Ingress, IngressPath};
 use crate::{Options, Output};
 
 /// The plugin configuration as rendered: keys in table order, then `routes`.
@@ -16,6 +16,9 @@ pub struct PluginConfig {
     pub settings: IndexMap<String, Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<IndexMap<String, Value>>,
+    /// `namespace/name` of the Ingress each route comes from, for messages.
+    #[serde(skip)]
+    pub route_sources: Vec<String>,
 }
 
 impl PluginConfig {
@@ -60,7 +63,7 @@ pub struct Idp {
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub id: String,
-    pub routes: Vec<(Option<String>, String)>,
+    pub routes: Vec<IngressPath>,
     pub settings: IndexMap<&'static str, Value>,
     pub idp: Idp,
 }
@@ -84,21 +87,32 @@ impl Diagnostics {
 /// Reads one Ingress's annotations. `None` when the Ingress has no `oidc-edge.io/` annotation.
 pub fn provider(ingress: &Ingress, opts: &Options, diags: &mut Diagnostics) -> Option<Provider> {
     let id = ingress.id();
+    if !ingress.annotations.iter().any(|(k, _)| annotations::looks_like_ours(k)) {
+        return None;
+    }
     let ours: Vec<(&str, &serde_yaml_ng::Value)> = ingress
         .annotations
         .iter()
         .filter_map(|(k, v)| k.strip_prefix(PREFIX).map(|name| (name, v)))
         .collect();
-    if ours.is_empty() {
-        return None;
-    }
     let errors_before = diags.errors.len();
     for p in &ingress.problems {
         diags.errors.push(format!("{id}: {p}"));
     }
-
     let mut settings: IndexMap<&'static str, (Value, &'static Annotation)> = IndexMap::new();
     let mut attempted: Vec<&'static str> = Vec::new();
+    // A misspelt prefix would otherwise leave the Ingress unprotected without a word.
+    for (key, _) in ingress.annotations.iter().filter(|(k, _)| annotations::looks_like_ours(k) && !k.starts_with(PREFIX)) {
+        let hint = match annotations::meant(key) {
+            Some(n) => {
+                // Its own error says what is missing; no second one for the same key.
+                attempted.extend(annotations::find(n).map(|a| a.key));
+                format!("did you mean {PREFIX}{n}?")
+            }
+            None => format!("the prefix is `{PREFIX}`, e.g. {PREFIX}issuer"),
+        };
+        diags.errors.push(format!("{id}: annotation {key}: not an oidc-edge annotation as spelt (so it would be ignored); {hint}"));
+    }
     for (name, raw) in ours {
         let Some(a) = annotations::find(name) else {
             let hint = match annotations::closest(name) {
@@ -188,14 +202,6 @@ pub fn provider(ingress: &Ingress, opts: &Options, diags: &mut Diagnostics) -> O
         idp.ok()
     });
 
-    if opts.output == Output::Istio {
-        if let Some(class) = ingress.class.as_deref().filter(|c| *c != "istio") {
-            diags.warnings.push(format!(
-                "warning: {id}: its ingress class is `{class}`: Istio's gateway only serves Ingresses of class `istio`, so the plugin will not see this Ingress's traffic"
-            ));
-        }
-    }
-
     if opts.check_with_filter {
         // Each key alone always; all keys together only when nothing else is wrong.
         let whole = diags.errors.len() == errors_before;
@@ -283,7 +289,7 @@ fn placeholder_for(key: &str) -> Value {
     }
 }
 
-fn replace_env_secrets(map: &mut serde_json::Map<String, Value>) {
+pub(crate) fn replace_env_secrets(map: &mut serde_json::Map<String, Value>) {
     for (k, v) in map.iter_mut() {
         if env_name(v).is_some() {
             *v = placeholder_for(k);
@@ -345,86 +351,6 @@ fn check_with_filter(id: &str, settings: &IndexMap<&'static str, (Value, &'stati
             Some((_, a)) => diags.annotation(id, a.name, filter_message(&e.field, &e)),
             None => diags.errors.push(format!("{id}: the filter refuses the rendered configuration: {e}")),
         }
-    }
-}
-
-/// The plugin configuration of all providers: one alone is the top level; several become
-/// `routes`, with the default provider filling the top level.
-pub fn plugin_config(providers: &[Provider], default: usize, diags: &mut Diagnostics) -> Option<PluginConfig> {
-    let top = providers.get(default)?;
-    let settings: IndexMap<String, Value> = top.settings.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
-    if providers.len() == 1 {
-        return Some(PluginConfig { settings, routes: Vec::new() });
-    }
-    // (host, path, overrides, the Ingress it came from)
-    type Route<'a> = (Option<String>, String, IndexMap<String, Value>, &'a str);
-    let mut routes: Vec<Route> = Vec::new();
-    let errors_before = diags.errors.len();
-    for p in providers {
-        let mut overrides: IndexMap<String, Value> = IndexMap::new();
-        for key in annotations::keys() {
-            let mine = p.settings.get(key).cloned().or_else(|| annotations::default_of(key));
-            let theirs = top.settings.get(key).cloned().or_else(|| annotations::default_of(key));
-            if let Some(mine) = mine {
-                if Some(&mine) != theirs.as_ref() {
-                    overrides.insert(key.to_string(), mine);
-                }
-            }
-        }
-        for (host, path) in &p.routes {
-            if let Some((_, _, other, owner)) = routes.iter().find(|(h, pa, _, _)| h == host && pa == path) {
-                if *other != overrides {
-                    diags.errors.push(format!(
-                        "{}: host {} path {path} is also served by {owner} with other oidc-edge settings; one gateway can apply only one",
-                        p.id,
-                        host.as_deref().unwrap_or("*"),
-                    ));
-                }
-                continue;
-            }
-            routes.push((host.clone(), path.clone(), overrides.clone(), p.id.as_str()));
-        }
-    }
-    if diags.errors.len() != errors_before {
-        return None;
-    }
-    // Most specific first: hosts before the catch-all, longer prefixes before shorter ones.
-    routes.sort_by(|a, b| {
-        (a.0.is_none(), &a.0, std::cmp::Reverse(a.1.len()), &a.1).cmp(&(b.0.is_none(), &b.0, std::cmp::Reverse(b.1.len()), &b.1))
-    });
-    let routes = routes
-        .into_iter()
-        .map(|(host, path, overrides, _)| {
-            let mut r = IndexMap::new();
-            if let Some(h) = host {
-                r.insert("host".to_string(), json!(h));
-            }
-            r.insert("path_prefix".to_string(), json!(path));
-            r.extend(overrides);
-            r
-        })
-        .collect();
-    Some(PluginConfig { settings, routes })
-}
-
-/// The whole rendered configuration through the filter's validator (env secrets replaced).
-pub fn check_combined(cfg: &PluginConfig, ids: &[String], diags: &mut Diagnostics) {
-    let Value::Object(mut json) = cfg.to_json() else { return };
-    replace_env_secrets(&mut json);
-    if let Some(Value::Array(routes)) = json.get_mut("routes") {
-        for r in routes.iter_mut() {
-            if let Value::Object(r) = r {
-                replace_env_secrets(r);
-            }
-        }
-    }
-    if let Err(e) = oidc_edge::config::Settings::from_json_with(Value::Object(json).to_string().as_bytes(), &oidc_edge::config::PlaceholderSecrets) {
-        let hint = if e.field == "routes" && e.message.starts_with("unknown field") {
-            "; the filter this tool was built with has no `routes` yet, so several Ingresses cannot share one configuration: render them one at a time (one gateway each) or use a build whose filter has `routes`"
-        } else {
-            ""
-        };
-        diags.errors.push(format!("the combined configuration of {} is refused by the filter: {e}{hint}", ids.join(", ")));
     }
 }
 

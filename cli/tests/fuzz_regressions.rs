@@ -38,7 +38,8 @@ fn seeds_reach_both_outcomes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/annotations");
     let outcome = |name: &str| {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        render(&[Input { name: name.to_string(), text }], &Options::default()).is_ok()
+        let opts = Options { wasm_url: Some("oci://registry.example.com/oidc-edge:0.1.0".into()), ..Options::default() };
+        render(&[Input { name: name.to_string(), text }], &opts).is_ok()
     };
     assert!(outcome("one-app"), "one-app renders");
     assert!(!outcome("bad-annotations"), "bad-annotations is refused");

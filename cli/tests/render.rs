@@ -36,7 +36,7 @@ fn filter_accepts(plugin_json: &serde_json::Value) {
 
 #[test]
 fn one_app_istio_golden_and_structure() {
-    let r = run(&["render", "tests/ingress/one-app.yaml"], "");
+    let r = run(&["render", "--wasm-url", WASM, "tests/ingress/one-app.yaml"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     golden("one-app.istio.yaml", &r.stdout);
     // Inline secrets are allowed, with a warning; idp-cluster does not apply to Istio.
@@ -45,12 +45,12 @@ fn one_app_istio_golden_and_structure() {
     assert!(r.stderr.contains("warning: docs/wiki: annotation oidc-edge.io/idp-cluster: ignored with --output istio"), "{}", r.stderr);
 
     let d = docs(&r.stdout);
-    assert_eq!(d.len(), 3);
+    assert_eq!(d.len(), 4);
     let wp = find_kind(&d, "WasmPlugin")[0];
     assert_eq!(str_at(wp, "apiVersion"), "extensions.istio.io/v1alpha1");
     assert_eq!(str_at(wp, "metadata.namespace"), "istio-system");
     assert_eq!(str_at(wp, "spec.selector.matchLabels.istio"), "ingressgateway");
-    assert_eq!(str_at(wp, "spec.url"), "oci://ghcr.io/oidc-edge/oidc-edge:latest");
+    assert_eq!(str_at(wp, "spec.url"), WASM);
     assert_eq!(str_at(wp, "spec.phase"), "AUTHN");
     assert_eq!(str_at(wp, "spec.failStrategy"), "FAIL_CLOSE");
     assert!(wp.get("spec").unwrap().get("sha256").is_none());
@@ -156,7 +156,7 @@ fn istio_options() {
         assert_eq!(str_at(doc, "metadata.namespace"), "istio-ingress");
     }
 
-    let r = run(&["render", "--gateway-selector", "app=edge", "--gateway-selector=tier=public"], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
+    let r = run(&["render", "--wasm-url", WASM, "--gateway-selector", "app=edge", "--gateway-selector=tier=public"], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let wp = docs(&r.stdout).into_iter().find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("WasmPlugin")).unwrap();
     assert_eq!(str_at(&wp, "spec.selector.matchLabels.app"), "edge");
@@ -166,7 +166,7 @@ fn istio_options() {
 #[test]
 fn http_issuer_has_no_tls_and_a_warning() {
     let manifest = std::fs::read_to_string(ingress("one-app.yaml")).unwrap().replace("https://login.example.com/realms/main", "http://idp.dev.svc.cluster.local:8080/realms/dev");
-    let r = run(&["render"], &manifest);
+    let r = run(&["render", "--wasm-url", WASM], &manifest);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("annotation oidc-edge.io/issuer: plain http"), "{}", r.stderr);
     let d = docs(&r.stdout);
@@ -184,13 +184,29 @@ fn http_issuer_has_no_tls_and_a_warning() {
 }
 
 #[test]
-fn ingress_class_other_than_istio_is_warned_about() {
-    let manifest = std::fs::read_to_string(ingress("one-app.yaml")).unwrap().replace("ingressClassName: istio", "ingressClassName: nginx");
-    let r = run(&["render"], &manifest);
+fn ingress_of_another_class_is_left_out() {
+    let nginx = one_app_with("ingressClassName: istio", "ingressClassName: nginx").replace("name: wiki\n", "name: legacy\n").replace("client-id: wiki", "client-id: legacy");
+    let wiki = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    for output in ["istio", "envoy"] {
+        // First in the input, it would have been the top level.
+        let r = run(&["render", "-o", output, "--wasm-url", "file:///w.wasm", "-", "tests/ingress/one-app.yaml"], &nginx);
+        assert_eq!(r.code, 0, "{output}: {}", r.stderr);
+        assert!(r.stderr.contains("note: docs/legacy: ingress class `nginx`, not `istio`: left out"), "{output}: {}", r.stderr);
+        assert!(!r.stdout.contains("legacy"), "{output}: nothing of it is rendered:\n{}", r.stdout);
+        assert!(r.stdout.contains("wiki"), "{output}");
+    }
+    // Alone, nothing is left to render.
+    let e = refused(&["render", "--wasm-url", "file:///w.wasm"], &nginx);
+    assert!(e.contains("error: no Ingress of class `istio` in the input has oidc-edge.io/* annotations"), "{e}");
+    // The legacy annotation counts too, and wins over ingressClassName as in Istio.
+    let annotated = wiki.replace("  annotations:\n", "  annotations:\n    kubernetes.io/ingress.class: nginx\n");
+    let e = refused(&["render", "--wasm-url", "file:///w.wasm"], &annotated);
+    assert!(e.contains("note: docs/wiki: ingress class `nginx`"), "{e}");
+    // --ingress-class chooses the class.
+    let r = run(&["render", "--ingress-class", "nginx", "--wasm-url", "file:///w.wasm", "-", "tests/ingress/one-app.yaml"], &nginx);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("warning: docs/wiki: its ingress class is `nginx`"), "{}", r.stderr);
-    let r = run(&["render", "-o", "envoy"], &manifest);
-    assert!(!r.stderr.contains("ingress class"), "{}", r.stderr);
+    assert!(r.stdout.contains("client_id: \"legacy\"") || r.stdout.contains("client_id: legacy"), "{}", r.stdout);
+    assert!(r.stderr.contains("note: docs/wiki: ingress class `istio`, not `nginx`: left out"), "{}", r.stderr);
 }
 
 // --------------------------------------------------- several Ingresses, keys still pending --
@@ -199,7 +215,7 @@ fn ingress_class_other_than_istio_is_warned_about() {
 fn multi_document_file_renders_only_the_ingress() {
     let out = render(&inputs(&["app-with-service.yaml"]), &opts(Output::Istio, false)).expect("renders");
     let d = docs(&out.text);
-    assert_eq!(d.len(), 3, "WasmPlugin, ServiceEntry, DestinationRule");
+    assert_eq!(d.len(), 4, "WasmPlugin, EnvoyFilter, ServiceEntry, DestinationRule");
     let wp = find_kind(&d, "WasmPlugin")[0];
     assert_eq!(str_at(wp, "spec.pluginConfig.issuer"), "https://auth.example.org", "the Service's annotation is not read");
     assert_eq!(str_at(wp, "spec.pluginConfig.client_secret.env"), "GRAFANA_OIDC_CLIENT_SECRET");
@@ -253,16 +269,15 @@ fn two_apps_become_routes() {
             "routes": [
                 admin_route,
                 {"host": "shop.example.com", "path_prefix": "/api"},
-                {"host": "shop.example.com", "path_prefix": "/"},
-                {"host": "www.shop.example.com", "path_prefix": "/"}
+                {"host": "shop.example.com", "path_prefix": "/"}
             ]
         })
     );
     // Key order as documented: table order, routes last; host and path first in a route.
     let keys: Vec<&String> = out.plugin_config.settings.keys().collect();
     assert_eq!(keys, ["issuer", "idp_cluster", "client_id", "client_secret", "cookie_secret", "scopes", "claim_headers", "pass_through_paths", "api_paths"]);
-    assert!(out.text.contains("  pluginConfig:\n    issuer: https://login.example.com/realms/main\n"), "{}", out.text);
-    assert!(out.text.contains("    routes:\n    - host: admin.example.com\n      path_prefix: /\n      issuer: "), "{}", out.text);
+    assert!(out.text.contains("  pluginConfig:\n    issuer: \"https://login.example.com/realms/main\"\n"), "{}", out.text);
+    assert!(out.text.contains("    routes:\n    - host: \"admin.example.com\"\n      path_prefix: \"/\"\n      issuer: "), "{}", out.text);
 
     let d = docs(&out.text);
     assert_eq!(find_kind(&d, "WasmPlugin").len(), 1, "one gateway, one plugin");
@@ -307,14 +322,14 @@ fn files_and_stdin_combine() {
     let cfg = two.plugin_config.to_json();
     assert_eq!(cfg["client_id"], "grafana", "the first Ingress fills the top level");
     let hosts: Vec<&str> = cfg["routes"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
-    assert_eq!(hosts, ["admin.example.com", "grafana.example.org", "shop.example.com", "shop.example.com", "www.shop.example.com"]);
+    assert_eq!(hosts, ["admin.example.com", "grafana.example.org", "shop.example.com", "shop.example.com"]);
 }
 
 // ------------------------------------------------------------------------------- errors --
 
 #[test]
 fn bad_annotations_are_all_reported_and_nothing_is_written() {
-    let r = run(&["render", "tests/ingress/bad-annotations.yaml"], "");
+    let r = run(&["render", "--wasm-url", WASM, "tests/ingress/bad-annotations.yaml"], "");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stdout, "", "nothing on stdout when refusing");
     let expected = [
@@ -378,33 +393,31 @@ fn more_annotation_errors() {
         ("oidc-edge.io/idp-cluster: idp", "oidc-edge.io/idp-custer: idp", "docs/wiki: annotation oidc-edge.io/idp-custer: unknown annotation; did you mean oidc-edge.io/idp-cluster?"),
         ("oidc-edge.io/idp-cluster: idp", "oidc-edge.io/frobnicate: yes", "docs/wiki: annotation oidc-edge.io/frobnicate: unknown annotation; expected one of: issuer, idp-cluster, client-id"),
         ("path: /\n", "path: app\n", "docs/wiki: spec.rules[0].http.paths[0].path `app` is not an absolute path"),
+        ("client-secret: test-secret-0123456789", "client-secret: \"  test-secret-0123456789 \"", "docs/wiki: annotation oidc-edge.io/client-secret: has leading or trailing whitespace; a secret is used exactly as written"),
+        ("oidc-edge.io/scopes: openid email profile", "oidc-edge.io/scopes: \"\"", "docs/wiki: annotation oidc-edge.io/scopes: lists no scope"),
     ];
     for (from, to, needle) in cases {
-        let stderr = refused(&["render"], &one_app_with(from, to));
+        let stderr = refused(&["render", "--wasm-url", WASM], &one_app_with(from, to));
         assert!(stderr.contains(&format!("error: {needle}")), "`{needle}` not in:\n{stderr}");
     }
 }
 
 #[test]
 fn input_errors() {
-    let e = refused(&["render", "tests/ingress/does-not-exist.yaml"], "");
+    let e = refused(&["render", "--wasm-url", WASM, "tests/ingress/does-not-exist.yaml"], "");
     assert!(e.contains("error: cannot read tests/ingress/does-not-exist.yaml:"), "{e}");
-    let e = refused(&["render"], "kind: [unclosed\n");
+    let e = refused(&["render", "--wasm-url", WASM], "kind: [unclosed\n");
     assert!(e.contains("error: <stdin>: document 1: not valid YAML"), "{e}");
-    let e = refused(&["render"], "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
-    assert!(e.contains("error: no networking.k8s.io/v1 Ingress in the input"), "{e}");
-    let plain = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain, namespace: web}\nspec: {defaultBackend: {service: {name: a, port: {number: 80}}}}\n";
-    let e = refused(&["render"], plain);
-    assert!(e.contains("note: web/plain: no oidc-edge.io/* annotations; not rendered"), "{e}");
-    assert!(e.contains("error: no Ingress in the input has oidc-edge.io/* annotations"), "{e}");
-    // An Ingress without annotations next to one with them: noted, the other rendered.
-    let r = run(&["render", "-", "tests/ingress/one-app.yaml"], plain);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("note: web/plain: no oidc-edge.io/* annotations; not rendered"));
-    let e = refused(&["render", "tests/ingress/one-app.yaml", "tests/ingress/one-app.yaml"], "");
+    let e = refused(&["render", "--wasm-url", WASM], "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
+    assert!(e.contains("error: no Ingress in the input (networking.k8s.io/v1, or v1beta1)"), "{e}");
+    let plain = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain, namespace: web}\nspec: {ingressClassName: istio, defaultBackend: {service: {name: a, port: {number: 80}}}}\n";
+    let e = refused(&["render", "--wasm-url", WASM], plain);
+    assert!(e.contains("note: web/plain: no oidc-edge.io/* annotations: its hosts and paths are rendered as routes that are never authenticated"), "{e}");
+    assert!(e.contains("error: no Ingress of class `istio` in the input has oidc-edge.io/* annotations"), "{e}");
+    let e = refused(&["render", "--wasm-url", WASM, "tests/ingress/one-app.yaml", "tests/ingress/one-app.yaml"], "");
     assert!(e.contains("error: docs/wiki: appears twice in the input"), "{e}");
-    let e = refused(&["render", "--default", "docs/nope", "tests/ingress/one-app.yaml"], "");
-    assert!(e.contains("error: --default docs/nope: no Ingress with oidc-edge.io/* annotations is called that; expected namespace/name, one of: docs/wiki"), "{e}");
+    let e = refused(&["render", "--wasm-url", WASM, "--default", "docs/nope", "tests/ingress/one-app.yaml"], "");
+    assert!(e.contains("error: --default docs/nope: no Ingress of class `istio` with oidc-edge.io/* annotations is called that; expected namespace/name, one of: docs/wiki"), "{e}");
 }
 
 #[test]
@@ -446,6 +459,8 @@ fn command_line_errors_exit_2() {
         (vec!["render", "--default", "wiki"], "expected namespace/name"),
         (vec!["render", "--frobnicate"], "unknown option `--frobnicate`"),
         (vec!["render", "--namespace"], "--namespace needs a value"),
+        (vec!["render"], "--wasm-url is required with --output istio: the URL of the oidc-edge module you built and published, pinned to a version, e.g. --wasm-url oci://"),
+        (vec!["render", "--ingress-class", ""], "--ingress-class ``: expected the name of an ingress class"),
     ] {
         let r = run(&args, "");
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
@@ -457,7 +472,7 @@ fn command_line_errors_exit_2() {
 
 #[test]
 fn help_version_and_annotations() {
-    let r = run(&["render", "--help"], "");
+    let r = run(&["render", "--wasm-url", WASM, "--help"], "");
     assert_eq!(r.code, 0);
     assert!(r.stdout.starts_with("Usage: oidc-edge render"));
     let r = run(&["--version"], "");
@@ -515,7 +530,162 @@ fn envoy_ip_issuer_is_a_static_cluster_without_sni() {
         let san = at(tls, "common_tls_context.validation_context.match_typed_subject_alt_names.0");
         assert_eq!((str_at(san, "san_type"), str_at(san, "matcher.exact")), ("IP_ADDRESS", ip));
         // Istio needs a DNS name.
-        let e = refused(&["render"], &manifest);
+        let e = refused(&["render", "--wasm-url", WASM], &manifest);
         assert!(e.contains("is an IP address"), "{e}");
     }
+}
+
+/// Every scalar after `key:` or `- ` outside `|` blocks: what a YAML reader types itself.
+fn plain_scalars(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block_indent: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(b) = block_indent {
+            if line.trim().is_empty() || indent >= b {
+                continue;
+            }
+            block_indent = None;
+        }
+        let mut rest = line.trim_start();
+        if rest.starts_with('#') || rest == "---" || rest.is_empty() {
+            continue;
+        }
+        while let Some(r) = rest.strip_prefix("- ") {
+            rest = r;
+        }
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            // A quoted key: what follows its closing quote.
+            let close = quoted.find("\":").map(|i| i + 1).unwrap_or(quoted.len());
+            quoted[close..].trim_start_matches(':').trim()
+        } else {
+            match rest.split_once(": ") {
+                Some((_, v)) => v.trim(),
+                None if rest.ends_with(':') => "",
+                None => rest,
+            }
+        };
+        if value == "|" || value == "|-" {
+            block_indent = Some(indent + 1);
+            continue;
+        }
+        if !value.is_empty() && !value.starts_with('"') {
+            out.push(value.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn yaml_1_1_words_stay_strings() {
+    // kubectl reads YAML 1.1: unquoted, `on` is true, `1_000` a number, `2001-01-01` a date,
+    // `1:20` sexagesimal 80, `<<` a merge key.
+    let words = "yes,no,on,off,y,n,Y,N,true,False,~,null,012,0o12,1e3,1_000,2001-01-01,.inf,-.5,0b101,1:20,<<,=,!!str";
+    let manifest = one_app_with("    oidc-edge.io/client-id: wiki\n", &format!("    oidc-edge.io/client-id: \"on\"\n    oidc-edge.io/required-groups: \"{words}\"\n    oidc-edge.io/claim-headers: \"X-A=on,Y=1_000\"\n"))
+        .replace("test-secret-0123456789", "\"s3cr\\\"et\\u2028yz\\u202e\"");
+    for output in ["istio", "envoy"] {
+        let r = run(&["render", "-o", output, "--wasm-url", "file:///w.wasm"], &manifest);
+        assert_eq!(r.code, 0, "{output}: {}", r.stderr);
+        let plain = plain_scalars(&r.stdout);
+        assert!(plain.iter().all(|v| v.parse::<u64>().is_ok() || v == "true"), "{output}: unquoted scalars {plain:?} in\n{}", r.stdout);
+        // Keys from the input are quoted when YAML 1.1 would read them otherwise.
+        if output == "istio" {
+            assert!(r.stdout.contains("    client_id: \"on\"\n"), "{}", r.stdout);
+            for w in ["yes", "1_000", "2001-01-01", "1:20", "<<", "~"] {
+                assert!(r.stdout.contains(&format!("      - \"{w}\"\n")), "{w}: {}", r.stdout);
+            }
+            assert!(r.stdout.contains("      \"Y\": \"1_000\"\n"), "{}", r.stdout);
+            // Line breaks of YAML 1.1 and bidi controls are escaped.
+            assert!(r.stdout.contains("    client_secret: \"s3cr\\\"et\\u2028yz\\u202E\"\n"), "{}", r.stdout);
+            let plugin = serde_json::to_value(at(find_kind(&docs(&r.stdout), "WasmPlugin")[0], "spec.pluginConfig")).unwrap();
+            assert_eq!(plugin["client_id"], "on");
+            assert_eq!(plugin["client_secret"], "s3cr\"et\u{2028}yz\u{202e}");
+            assert_eq!(plugin["require"][0]["one_of"].as_array().map(Vec::len), Some(24));
+        } else {
+            assert!(!r.stdout.contains('\u{2028}') && !r.stdout.contains('\u{202e}'), "{}", r.stdout);
+            assert_eq!(envoy_plugin_json(&docs(&r.stdout))["client_secret"], "s3cr\"et\u{2028}yz\u{202e}");
+        }
+    }
+}
+
+#[test]
+fn options_of_the_other_output_are_warned_about() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    let sha = "ab".repeat(32);
+    let r = run(&["render", "-o", "envoy", "--sha256", &sha, "-n", "gw", "--gateway-selector", "a=b", "--ca-file", "/ca.pem"], &one_app);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for flag in ["--sha256", "--namespace", "--gateway-selector"] {
+        assert!(r.stderr.contains(&format!("warning: {flag} applies to --output istio only; ignored with --output envoy")), "{flag}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("--ca-file"), "{}", r.stderr);
+    let r = run(&["render", "--wasm-url", WASM, "--ca-file", "/ca.pem", "--gateway-ref", "gw"], &one_app);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("warning: --ca-file applies to --output envoy only; ignored with --output istio"), "{}", r.stderr);
+    assert!(!r.stderr.contains("--gateway-ref applies"), "{}", r.stderr);
+}
+
+#[test]
+fn an_unpinned_module_url_is_warned_about() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    for url in ["oci://ghcr.io/oidc-edge/oidc-edge:latest", "oci://registry:5000/oidc-edge"] {
+        let r = run(&["render", "--wasm-url", url], &one_app);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("warning: --wasm-url `{url}` is not pinned")), "{url}: {}", r.stderr);
+    }
+    for url in [WASM, "oci://registry:5000/oidc-edge@sha256:0123", "https://example.com/oidc.wasm"] {
+        let r = run(&["render", "--wasm-url", url], &one_app);
+        assert!(!r.stderr.contains("not pinned"), "{url}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn istio_output_has_the_guard_on_the_plugin_s_pods() {
+    let one_app = std::fs::read_to_string(ingress("one-app.yaml")).unwrap();
+    let envoy = run(&["render", "-o", "envoy"], &one_app);
+    let envoy_guard = at(&docs(&envoy.stdout)[0], "http_filters.1").clone();
+    for (extra, label, value) in [
+        (vec![], "istio", "ingressgateway"),
+        (vec!["--gateway-selector", "istio=ingress", "--namespace", "istio-ingress"], "istio", "ingress"),
+        (vec!["--gateway-ref", "public"], "gateway.networking.k8s.io/gateway-name", "public"),
+    ] {
+        let mut args = vec!["render", "--wasm-url", WASM];
+        args.extend(extra.iter().copied());
+        let r = run(&args, &one_app);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let d = docs(&r.stdout);
+        let wp = find_kind(&d, "WasmPlugin")[0];
+        let filters = find_kind(&d, "EnvoyFilter");
+        assert_eq!(filters.len(), 1, "{extra:?}");
+        let f = filters[0];
+        assert_eq!(str_at(f, "apiVersion"), "networking.istio.io/v1alpha3");
+        assert_eq!(str_at(f, "metadata.name"), "oidc-edge-guard");
+        assert_eq!(str_at(f, "metadata.namespace"), str_at(wp, "metadata.namespace"), "{extra:?}");
+        let labels = at(f, "spec.workloadSelector.labels").as_mapping().unwrap();
+        assert_eq!(labels.len(), 1, "{extra:?}");
+        assert_eq!(labels.get(label).and_then(|v| v.as_str()), Some(value), "{extra:?}");
+        if extra.first() != Some(&"--gateway-ref") {
+            assert_eq!(at(f, "spec.workloadSelector.labels"), at(wp, "spec.selector.matchLabels"), "the same pods as the plugin");
+        }
+        let p = at(f, "spec.configPatches.0");
+        assert_eq!(str_at(p, "applyTo"), "HTTP_FILTER");
+        assert_eq!(str_at(p, "match.context"), "GATEWAY");
+        assert_eq!(str_at(p, "match.listener.filterChain.filter.name"), "envoy.filters.network.http_connection_manager");
+        assert_eq!(str_at(p, "match.listener.filterChain.filter.subFilter.name"), "envoy.filters.http.router");
+        assert_eq!(str_at(p, "patch.operation"), "INSERT_BEFORE");
+        assert_eq!(at(p, "patch.value"), &envoy_guard, "the RBAC filter the Envoy output (and README) uses");
+    }
+}
+
+#[test]
+fn readme_shows_the_guard_the_istio_output_writes() {
+    // README's EnvoyFilter is what the output holds (flow style there, block style here).
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("kind: EnvoyFilter").expect("README has the EnvoyFilter");
+    let block = &readme[readme[..start].rfind("```yaml").unwrap() + 7..];
+    let block = &block[..block.find("```").unwrap()];
+    let theirs: serde_yaml_ng::Value = serde_yaml_ng::from_str(block).unwrap();
+    let r = run(&["render", "--wasm-url", WASM], &std::fs::read_to_string(ingress("one-app.yaml")).unwrap());
+    let d = docs(&r.stdout);
+    let ours = find_kind(&d, "EnvoyFilter")[0];
+    assert_eq!(at(ours, "spec"), at(&theirs, "spec"));
 }

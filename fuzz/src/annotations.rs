@@ -13,7 +13,7 @@ pub fn annotations(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let inputs = [Input { name: "fuzz.yaml".to_string(), text: text.to_string() }];
     for output in [Output::Istio, Output::Envoy] {
-        let opts = Options { output, ..Options::default() };
+        let opts = Options { output, wasm_url: (output == Output::Istio).then(|| "oci://registry.example.com/oidc-edge:0.1.0".to_string()), ..Options::default() };
         match render(&inputs, &opts) {
             Ok(rendered) => {
                 for doc in serde_yaml_ng::Deserializer::from_str(&rendered.text) {

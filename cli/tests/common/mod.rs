@@ -8,6 +8,9 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+/// A pinned module URL, as `--output istio` requires one.
+pub const WASM: &str = "oci://registry.example.com/oidc-edge:0.1.0";
+
 /// The repository's root (the workspace).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cli/ has a parent").to_path_buf()
@@ -78,7 +81,8 @@ pub fn envoy_plugin_json(docs: &[Value]) -> serde_json::Value {
 /// The renderer's options for library-level tests; the filter check off for keys the
 /// filter does not know yet.
 pub fn opts(output: oidc_edge_cli::Output, check_with_filter: bool) -> oidc_edge_cli::Options {
-    oidc_edge_cli::Options { output, check_with_filter, ..Default::default() }
+    let wasm_url = (output == oidc_edge_cli::Output::Istio).then(|| WASM.to_string());
+    oidc_edge_cli::Options { output, check_with_filter, wasm_url, ..Default::default() }
 }
 
 pub fn inputs(files: &[&str]) -> Vec<oidc_edge_cli::Input> {
