@@ -264,6 +264,16 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     let cookies = req.cookies();
     let tx_values: Vec<&String> = cookies.iter().filter(|(n, _)| n == &tx_name).map(|(_, v)| v).collect();
     let [sealed] = tx_values.as_slice() else {
+        // Back to the callback, or its reload, once signed in: the login is done, so this
+        // is no failure to show; the state is not redeemed and no code is exchanged.
+        if super::session::open_for_logout(rp, req).is_some() {
+            log::info!("oidc-edge: a login response without its login cookie from a signed-in browser (back or reload): sent to /");
+            return Decision::Respond(LocalResponse {
+                status: 302,
+                headers: vec![("location".into(), "/".into()), ("cache-control".into(), "no-store".into())],
+                body: String::new(),
+            });
+        }
         return fail(cx, 400, Reason::StateUnknown, "no transaction cookie for this state", None);
     };
     let clear = Some((tx_name.as_str(), &names.attrs));

@@ -393,6 +393,19 @@ fn many_tabs_logging_in_at_once_each_complete_but_the_oldest_beyond_the_cap() {
 }
 
 #[test]
+fn back_to_the_callback_once_signed_in_goes_home_without_an_error() {
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), None);
+    let cookie = cookie_header(&session);
+    let r = respond(w.request(&req("GET", "/oauth2/callback?code=c0de&state=spent&iss=https%3A%2F%2Fidp.example.com", &[HTML, ("cookie", &cookie)])));
+    assert_eq!((r.status, header(&r, "location")), (302, Some("/")), "{r:?}");
+    assert!(set_cookies(&r.headers).is_empty(), "the session stays");
+    // Without a session it is still the failure it is.
+    let r = respond(w.request(&req("GET", "/oauth2/callback?code=c0de&state=spent&iss=https%3A%2F%2Fidp.example.com", &[HTML])));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
 fn repeated_response_parameters_are_refused_not_read_as_absent() {
     let iss = "iss=https%3A%2F%2Fidp.example.com";
     for query in [
