@@ -46,7 +46,7 @@ pub const FIELDS: &[FieldDoc] = &[
     // Tokens.
     FieldDoc { name: "clock_skew_seconds", kind: "integer", default: "`60`", doc: "Tolerance for `exp`, `nbf` and `iat`, in seconds (0 to 600)." },
     FieldDoc { name: "allowed_algorithms", kind: "list of strings", default: "`[\"RS256\"]`", doc: "Signature algorithms accepted on tokens: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA. The key's type must fit too; HMAC and `none` are never accepted." },
-    FieldDoc { name: "audiences", kind: "list of strings", default: "`[client_id]`", doc: "Accepted `aud` values of ID tokens and of bearer tokens from `issuer`." },
+    FieldDoc { name: "audiences", kind: "list of strings", default: "`[client_id]`", doc: "Accepted `aud` values of ID tokens and of bearer tokens from `issuer`. An ID token must name only these (OIDC Core 3.1.3.7: another audience is one the client does not trust), and with several, `azp` must be the client; a bearer token needs one of them." },
     FieldDoc { name: "bearer_validators", kind: "list of objects", default: "`[]`", doc: "Extra accepted issuers of bearer (access) tokens: each `{\"issuer\", \"audiences\", and one of \"jwks_uri\", \"discovery_url\", \"jwks\"}` (default: the issuer's discovery), optionally `idp_cluster`." },
     FieldDoc { name: "forward_token", kind: "string", default: "`id_token`", doc: "What a session sends upstream in `Authorization: Bearer`: `id_token`, `access_token`, or `none` (no Authorization header)." },
     FieldDoc { name: "token_cache_size", kind: "integer", default: "`1024`", doc: "Verified tokens and opened sessions remembered per worker (keyed by a hash, honouring `exp`); 0 turns the cache off." },

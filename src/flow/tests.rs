@@ -424,6 +424,22 @@ fn repeated_response_parameters_are_refused_not_read_as_absent() {
 }
 
 #[test]
+fn several_trusted_audiences_need_the_client_as_azp() {
+    for (patch, ok) in [(json!({"aud": ["app", "other"], "azp": "app"}), true), (json!({"aud": ["app", "other"]}), false), (json!({"aud": ["app", "other"], "azp": "other"}), false)] {
+        let mut w = World::new(json!({"audiences": ["app", "other"]}));
+        let s = start_login(&mut w, "/");
+        let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+        let token = w.id_token(&s.nonce, patch.clone());
+        let d = w.respond(pending, &token_response(&token, None));
+        if ok {
+            assert!(matches!(d, Decision::Respond(ref r) if r.status == 302), "{patch}: {d:?}");
+        } else {
+            assert!(w.events.contains(&Event::LoginFailed(Reason::AzpMismatch)), "{patch}: {:?}", w.events);
+        }
+    }
+}
+
+#[test]
 fn id_token_failures_never_make_a_session() {
     let cases: Vec<(&str, Value, Reason)> = vec![
         ("nonce changed", json!({"nonce": "other"}), Reason::NonceMismatch),
@@ -434,7 +450,8 @@ fn id_token_failures_never_make_a_session() {
         ("no sub", json!({"sub": null}), Reason::SubMissing),
         ("no iat", json!({"iat": null}), Reason::IatMissing),
         ("other issuer", json!({"iss": "https://evil.example.com"}), Reason::IssMismatch),
-        ("two audiences without azp", json!({"aud": ["app", "other"]}), Reason::AzpMismatch),
+        ("an untrusted audience without azp", json!({"aud": ["app", "other"]}), Reason::AudMismatch),
+        ("an untrusted audience beside azp", json!({"aud": ["app", "other"], "azp": "app"}), Reason::AudMismatch),
     ];
     for (name, patch, reason) in cases {
         let mut w = World::new(json!({}));
@@ -1086,7 +1103,8 @@ fn refresh_before_expiry() {
 
     // OIDC Core 12.2: a refreshed ID token about another authentication is refused too.
     for patch in [json!({"auth_time": 1}), json!({"aud": ["app", "other"], "azp": "app"}), json!({"azp": "app"})] {
-        let mut w = World::new(json!({}));
+        // `other` is trusted, so that only 12.2 (the login's audiences) refuses it.
+        let mut w = World::new(json!({"audiences": ["app", "other"]}));
         let session = login(&mut w, json!({"auth_time": T0}), Some("rt-1"));
         w.now += 250;
         let d = w.request(&req_owned("GET", "/x", &with_cookies(&session, &[HTML])));

@@ -124,6 +124,11 @@ pub fn check_before_signature(raw: &Map<String, Value>, rules: &ClaimRules<'_>) 
     if !aud.iter().any(|a| rules.audiences.contains(a)) {
         return Err(Reason::AudMismatch);
     }
+    // OIDC Core 3.1.3.7 (3): an ID token naming an audience the client does not trust is
+    // refused. Access tokens often name several APIs (and the IdP's userinfo): one will do.
+    if rules.token_use == TokenUse::IdToken && !aud.iter().all(|a| rules.audiences.contains(a)) {
+        return Err(Reason::AudMismatch);
+    }
     if let Some(client) = rules.authorized_party {
         match raw.get("azp") {
             Some(Value::String(azp)) if azp != client => return Err(Reason::AzpMismatch),
