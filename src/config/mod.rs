@@ -371,6 +371,11 @@ fn host_matches(pattern: Option<&str>, host: &str) -> bool {
 }
 
 impl Profile {
+    /// The `max_age` sent to the IdP (`auth_query_params`), in seconds.
+    pub fn max_age(&self) -> Option<u64> {
+        self.auth_query_params.iter().find(|(k, _)| k == "max_age").and_then(|(_, v)| v.as_deref()?.parse().ok())
+    }
+
     fn placeholder() -> Profile {
         Profile {
             name: String::new(),

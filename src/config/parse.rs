@@ -554,6 +554,10 @@ impl Fields<'_> {
             if items.is_empty() {
                 out.push((key.clone(), None));
             }
+            // The ID token's `auth_time` is checked against it (OIDC Core 3.1.2.1): it must read as seconds.
+            if key == "max_age" && (items.len() != 1 || !items.iter().all(|v| v.as_str().is_some_and(|t| t.parse::<u64>().is_ok()))) {
+                return Err(self.err(name, "`max_age` must be one number of seconds, e.g. {\"max_age\": [\"3600\"]}"));
+            }
             for item in items {
                 let Value::String(v) = item else {
                     return Err(self.err(name, format!("`{key}` must map to a list of strings")));

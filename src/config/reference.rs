@@ -41,7 +41,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "redirect_path", kind: "string (path)", default: "`/oauth2/callback`", doc: "The callback path the IdP redirects back to; the redirect URI is built from the request's scheme (`X-Forwarded-Proto` first) and host." },
     FieldDoc { name: "redirect_uri", kind: "string (URL)", default: "built per request", doc: "An absolute redirect URI that replaces the one built from the request; its path must be `redirect_path`." },
     FieldDoc { name: "scopes", kind: "list of strings", default: "`[\"openid\",\"profile\",\"email\"]`", doc: "Scopes to request; `openid` is always added." },
-    FieldDoc { name: "auth_query_params", kind: "map of string to list of strings", default: "`{}`", doc: "Extra authorization request parameters: one value gives `k=v`, an empty list a bare `k`, several values repeat the key." },
+    FieldDoc { name: "auth_query_params", kind: "map of string to list of strings", default: "`{}`", doc: "Extra authorization request parameters: one value gives `k=v`, an empty list a bare `k`, several values repeat the key. With `max_age` (one number of seconds) the ID token must carry an `auth_time` no older than that (OIDC Core 3.1.2.1)." },
     FieldDoc { name: "userinfo", kind: "boolean", default: "`false`", doc: "Fetch the userinfo endpoint at login (its `sub` must equal the ID token's) and combine its claims with the ID token's, the ID token winning on conflicts." },
     // Tokens.
     FieldDoc { name: "clock_skew_seconds", kind: "integer", default: "`60`", doc: "Tolerance for `exp`, `nbf` and `iat`, in seconds (0 to 600)." },

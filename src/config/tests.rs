@@ -133,6 +133,8 @@ fn errors_name_the_field() {
         (json!({"allowed_origins": ["https://a.example.com/"]}), "allowed_origins", "origin"),
         (json!({"claim_headers": {"X Bad": "sub"}}), "claim_headers", "valid header"),
         (json!({"claim_headers": {"Authorization": "sub"}}), "claim_headers", "set by the filter"),
+        (json!({"auth_query_params": {"max_age": ["1h"]}}), "auth_query_params", "one number of seconds"),
+        (json!({"auth_query_params": {"max_age": ["60", "70"]}}), "auth_query_params", "one number of seconds"),
         (json!({"claim_headers": {"Keep-Alive": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"X-Forwarded-For": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"x-envoy-upstream-rq-timeout-ms": "sub"}}), "claim_headers", "steers the connection"),

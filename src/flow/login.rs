@@ -393,6 +393,13 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
         }
         Err(reason) => return fail_exchange(cx, &fin.exchange, 400, reason, reason.describe()),
     };
+    // OIDC Core 3.1.2.1 / 3.1.3.7 (13): with `max_age` asked for, `auth_time` must be there and recent.
+    if let Some(max_age) = rp.profile.max_age() {
+        let fresh = claims.raw.get("auth_time").and_then(Value::as_u64).is_some_and(|t| after(after(t, max_age), rp.profile.clock_skew) >= cx.now);
+        if !fresh {
+            return fail_exchange(cx, &fin.exchange, 400, Reason::AuthTimeInvalid, "max_age was sent; auth_time is missing or older");
+        }
+    }
     if let Some(call) = userinfo_call(rp, view, &fin) {
         return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
     }
