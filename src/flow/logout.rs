@@ -6,6 +6,12 @@ use crate::pages;
 use crate::request::RequestView;
 use crate::session::cookies;
 
+/// Above this, `id_token_hint` is left out of the logout redirect: a request line that
+/// long is refused by many IdPs and their front proxies (nginx 8 KB, Keycloak's 4 KB
+/// initial line), which would leave the IdP session alive. `client_id` still names the
+/// client, which is what `post_logout_redirect_uri` needs.
+const MAX_ID_TOKEN_HINT: usize = 4096;
+
 /// Whether the request shows it comes from this site (or a person typing the URL), not
 /// from another site's page. Browsers send `Sec-Fetch-Site`; older ones `Origin` or
 /// `Referer`; a client sending none of them is not a browser, hence no CSRF victim.
@@ -47,7 +53,7 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     let location = match end_session {
         Some(endpoint) => {
             let mut params: Vec<(&str, &str)> = vec![("client_id", &rp.profile.client_id), ("post_logout_redirect_uri", &post_logout)];
-            if let Some(s) = &session {
+            if let Some(s) = session.as_ref().filter(|s| s.id_token.len() <= MAX_ID_TOKEN_HINT) {
                 params.insert(0, ("id_token_hint", &s.id_token));
             }
             endpoint.with_query(&form_encode(&params))

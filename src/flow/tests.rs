@@ -1322,6 +1322,11 @@ fn logout() {
     assert!(loc.starts_with("https://idp.example.com/logout?id_token_hint=eyJ"), "{loc}");
     assert!(loc.contains("client_id=app") && loc.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.example.com%2Fbye"));
     assert!(set_cookies(&r.headers).iter().any(|(n, v)| n == "oidc_edge" && v.is_empty()));
+    // A huge ID token is no hint: the URL would be refused at the IdP.
+    let big = login(&mut w, json!({"pad": "x".repeat(6000)}), None);
+    let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&big, &[("origin", "http://app.example.com")]))));
+    let loc = header(&r, "location").unwrap();
+    assert!(loc.starts_with("https://idp.example.com/logout?client_id=app") && !loc.contains("id_token_hint"), "{loc}");
     for cross in [
         vec![("origin", "https://evil.example")],
         vec![("sec-fetch-site", "cross-site")],

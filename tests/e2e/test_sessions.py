@@ -536,7 +536,9 @@ def test_logout_clears_every_cookie_and_ends_at_the_idp(big):
     location = resp.headers["Location"]
     assert location.startswith(big.discovery["end_session_endpoint"] + "?"), location[:200]
     p = query_params(location)
-    assert p["id_token_hint"] == token
+    # This stack's ID token is over 12 KB: too long a hint for many IdPs' request lines,
+    # so the client alone is named (a small token is sent as the hint: unit-tested).
+    assert len(token) > 4096 and "id_token_hint" not in p, location[:200]
     assert p["client_id"] == big.client_id
     assert p["post_logout_redirect_uri"] == big.origin + "/"
     cleared = sorted(c.name for c in cookies_from_response(resp, PREFIX) if c.clears)
