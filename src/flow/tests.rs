@@ -427,16 +427,8 @@ fn repeated_response_parameters_are_refused_not_read_as_absent() {
 fn max_age_needs_a_recent_auth_time() {
     for (auth_time, ok) in [(Some(0), true), (Some(-50), true), (None, false), (Some(-3600), false)] {
         let mut w = World::new(json!({"auth_query_params": {"max_age": ["60"]}}));
-        let s = start_login(&mut w, "/");
-        let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
         let patch = json!({"auth_time": auth_time.map(|d: i64| w.now as i64 + d)});
-        let token = w.id_token(&s.nonce, patch);
-        let d = w.respond(pending, &token_response(&token, None));
-        if ok {
-            assert!(matches!(d, Decision::Respond(ref r) if r.status == 302), "{auth_time:?}: {d:?}");
-        } else {
-            assert!(w.events.contains(&Event::LoginFailed(Reason::AuthTimeInvalid)), "{auth_time:?}: {:?}", w.events);
-        }
+        assert_login_outcome(&mut w, patch, ok, Reason::AuthTimeInvalid);
     }
 }
 
@@ -444,15 +436,20 @@ fn max_age_needs_a_recent_auth_time() {
 fn several_trusted_audiences_need_the_client_as_azp() {
     for (patch, ok) in [(json!({"aud": ["app", "other"], "azp": "app"}), true), (json!({"aud": ["app", "other"]}), false), (json!({"aud": ["app", "other"], "azp": "other"}), false)] {
         let mut w = World::new(json!({"audiences": ["app", "other"]}));
-        let s = start_login(&mut w, "/");
-        let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
-        let token = w.id_token(&s.nonce, patch.clone());
-        let d = w.respond(pending, &token_response(&token, None));
-        if ok {
-            assert!(matches!(d, Decision::Respond(ref r) if r.status == 302), "{patch}: {d:?}");
-        } else {
-            assert!(w.events.contains(&Event::LoginFailed(Reason::AzpMismatch)), "{patch}: {:?}", w.events);
-        }
+        assert_login_outcome(&mut w, patch, ok, Reason::AzpMismatch);
+    }
+}
+
+/// A login whose ID token carries `patch` completes (`ok`) or fails for `reason`.
+fn assert_login_outcome(w: &mut World, patch: Value, ok: bool, reason: Reason) {
+    let s = start_login(w, "/");
+    let Decision::Call(_, pending) = callback(w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let token = w.id_token(&s.nonce, patch.clone());
+    let d = w.respond(pending, &token_response(&token, None));
+    if ok {
+        assert!(matches!(d, Decision::Respond(ref r) if r.status == 302), "{patch}: {d:?}");
+    } else {
+        assert!(w.events.contains(&Event::LoginFailed(reason)), "{patch}: {:?}", w.events);
     }
 }
 
