@@ -266,7 +266,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     let [sealed] = tx_values.as_slice() else {
         // Back to the callback, or its reload, once signed in: the login is done, so this
         // is no failure to show; the state is not redeemed and no code is exchanged.
-        if super::session::open_for_logout(rp, req).is_some() {
+        if super::session::open_even_expired(rp, req).is_some() {
             log::info!("oidc-edge: a login response without its login cookie from a signed-in browser (back or reload): sent to /");
             return Decision::Respond(LocalResponse {
                 status: 302,

@@ -37,7 +37,7 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     }
     let names = rp.names(req);
     let cookies = req.cookies();
-    let session = super::session::open_for_logout(rp, req);
+    let session = super::session::open_even_expired(rp, req);
     let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
     for name in cookies::session_cookie_names(cookies, &names.session) {
         headers.extend(cookies::clear_session_cookie(&name, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));

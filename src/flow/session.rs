@@ -179,8 +179,9 @@ pub(super) fn with_cookies(decision: Decision, set_cookies: Vec<String>) -> Deci
     }
 }
 
-/// Opens the session for logout: an expired one still names the user (`id_token_hint`).
-pub fn open_for_logout(rp: &Rp<'_>, req: &RequestView) -> Option<Session> {
+/// Opens the session whatever its token's expiry: for logout (an expired one still names
+/// the user in `id_token_hint`) and to tell a signed-in browser back at the callback.
+pub fn open_even_expired(rp: &Rp<'_>, req: &RequestView) -> Option<Session> {
     let names = rp.names(req);
     let cookies = req.cookies();
     let sealed = cookies::join(cookies, &names.session)?;

@@ -92,9 +92,7 @@ impl Root {
         }
         self.act_as_root();
     }
-}
 
-impl Root {
     /// Dispatches the calls streams handed over; owned by this context, they outlive a
     /// stream its client abandons.
     fn dispatch_outbox(&mut self, shared: &Shared) {
