@@ -14,7 +14,8 @@ ratios flatter the filter against `jwt_authn`; use them to compare builds of oid
 with each other (`--wasm` against the current module), and req/s for the targets.
 
 A second oidc-edge listener without the RBAC guard (the same VM) shows what the
-guard costs. All routes are direct_response ones: no upstream in the count. Takes 2 to 4 minutes
+guard costs; the `wasm floor` listener (bench/abi-probe reading the headers once and
+marking the request, behind the same guard) what any proxy-wasm filter costs. All routes are direct_response ones: no upstream in the count. Takes 2 to 4 minutes
 (Envoy starts slowly under valgrind). Nothing is asserted.
 """
 
@@ -147,7 +148,7 @@ def main() -> int:
             return text[:end] + extra + text[end:]
 
     started = time.monotonic()
-    with Stack(name="bench-instructions", plugin_config_overrides=bench.PLUGIN_OVERRIDES,
+    with Stack(upstream="echo", name="bench-instructions", plugin_config_overrides=bench.PLUGIN_OVERRIDES,
                envoy_concurrency=1, startup_timeout=900) as stack:
         stack.start()
         stack.wait_filter_ready(600)
@@ -159,6 +160,7 @@ def main() -> int:
             bench.Route("no filter, session cookie", "plain", "/direct/x", cookie),
             bench.Route("jwt_authn", "jwt_authn", "/direct/x", bearer),
             bench.Route("jwt_authn + jwt_cache_config", "jwt_cached", "/direct/x", bearer),
+            bench.Route("wasm floor (headers, mark)", "wasm_floor", "/direct/x", bearer),
         ]
         for listener, label in [("oidc_edge", "oidc-edge")] + ([("other", "--wasm build")] if args.wasm else []):
             routes += [

@@ -1,11 +1,29 @@
 #!/usr/bin/env python3
 """`make bench`: oidc-edge against no filter and Envoy's native jwt_authn, side by side.
 
-One Envoy (--concurrency 1) started by the e2e harness (IdP + echo upstream + Envoy on
-free ports) with listeners that differ only in their HTTP filters (see
-bench/envoy-bench.template.yaml). `wrk` drives each route in turn, the main four twice
-in opposite orders, and the ratios are computed within this one run: absolute numbers
-on a shared 2-core machine move from run to run, ratios much less.
+One Envoy with one worker (--concurrency 1), started by the e2e harness (IdP + echo
+upstream + Envoy on free ports), with listeners that differ only in their HTTP filters
+(bench/envoy-bench.template.yaml). `wrk` drives each route in turn for the same time.
+
+What is measured is Envoy's throughput, so Envoy must be the bottleneck:
+- Envoy (all its threads) is pinned to CPU 0; wrk and the upstream run on the other
+  CPUs. Without pinning, wrk, the upstream and Envoy fight for the same two cores and
+  req/s measures the mix (an earlier version of this bench, through the Node echo
+  upstream, was bound by Node: every route came out near the same req/s).
+- The upstream is nginx answering 200 (Debian's, as `make setup` installs it): native,
+  cheap, and it echoes the identity header it received so the bench can check the
+  filter really forwarded it. Without nginx, the harness's Node echo upstream is used
+  and the table says so.
+- Each row prints how busy Envoy's core was; a row under 90% was bound by something
+  else (wrk, the upstream) and is flagged.
+- The main routes run in several short rounds, the order reversed every round; ratios
+  are taken within each round (the machine's speed drifts between rounds: a neighbour
+  on a shared host steals cycles) and the median of those is reported.
+
+Beside the filters, a `wasm floor` listener runs bench/abi-probe doing the least any
+proxy-wasm filter that checks requests does: read the request headers once and set the
+filter state the guard needs, behind the same guard. It shows what part of oidc-edge's
+cost is the price of being a wasm filter at all.
 
 Also measured: the cost of one RS256 verification inside the filter, as the difference
 in per-request time between the cached bearer route and a route with the verdict cache
@@ -22,23 +40,29 @@ import json
 import os
 import re
 import shutil
+import statistics
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 from oidc_login import login  # noqa: E402
-from stack import DEFAULT_KEYS, Stack, free_ports, new_session  # noqa: E402
+from stack import DEFAULT_KEYS, Stack, _Proc, free_ports, new_session  # noqa: E402
 from tokens import mint_token, public_jwk, token_claims  # noqa: E402
+import trim_exports  # noqa: E402
 
 TEMPLATE = ROOT / "bench" / "envoy-bench.template.yaml"
 ROUTES_INDENT = 12
 COOKIE_PREFIX = "oidc_edge"
+# The header nginx answers with: the X-Auth-Request-User value it received.
+SAW_USER = "x-upstream-saw-user"
 
 ROUTES_YAML = """\
 name: bench
@@ -53,7 +77,7 @@ virtual_hosts:
   - match: { prefix: "/public/direct/" }
     direct_response: { status: 200, body: { inline_string: "ok" } }
   - match: { prefix: "/" }
-    route: { cluster: upstream, timeout: 0s }
+    route: { cluster: bench_upstream, timeout: 0s }
 """
 
 # The plugin: the harness default, plus a route without verdict cache and a pass-through path.
@@ -62,7 +86,7 @@ PLUGIN_OVERRIDES = {
     "pass_through_paths": ["/public/"],
 }
 
-# RECIPE.md "Measured baselines" (one earlier run, direct_response, wrk -c16 10 s).
+# RECIPE.md "Measured baselines" (one earlier run, direct_response, wrk -c16 10 s, unpinned).
 RECIPE = {
     "no filter": 34746,
     "jwt_authn": 12421,
@@ -71,16 +95,110 @@ RECIPE = {
     "oidc-edge bearer": 23172,
 }
 
+NGINX_CONF = """\
+daemon off; master_process off; worker_processes 1;
+pid {dir}/nginx.pid; error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  large_client_header_buffers 4 96k;
+  keepalive_requests 10000000; keepalive_timeout 300s;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      add_header {saw} $http_x_auth_request_user always;
+      return 200 "ok";
+    }}
+  }}
+}}
+"""
+
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None)
+
+
+def build_floor_wasm(out: Path) -> Path:
+    """bench/abi-probe, exporting the same per-stream callbacks as oidc-edge (no proxy_on_done)."""
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+         "--manifest-path", str(ROOT / "bench" / "abi-probe" / "Cargo.toml"), "--target-dir", str(ROOT / "target" / "abi-probe")],
+        check=True,
+    )
+    module = (ROOT / "target" / "abi-probe" / "wasm32-wasip1" / "release" / "abi_probe.wasm").read_bytes()
+    path = out / "wasm-floor.wasm"
+    path.write_bytes(trim_exports.trim(module, frozenset({"proxy_on_done"}))[0])
+    return path
+
+
+# CPUs: Envoy gets the first, everything else (wrk, the upstreams, the IdP) the rest.
+CPUS = sorted(os.sched_getaffinity(0))
+ENVOY_CPUS = set(CPUS[:1])
+LOAD_CPUS = set(CPUS[1:]) or set(CPUS)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` onto `cpus` (threads made later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
 
 class BenchStack(Stack):
-    """The harness stack with the bench's Envoy configuration (extra listeners)."""
+    """The harness stack with the bench's Envoy configuration (extra listeners), the
+    floor module and, with `upstream="nginx"`, nginx as the upstream of every route that
+    is not a direct response."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, upstream: str = "nginx", **kwargs):
         kwargs["start"] = False
         super().__init__(**kwargs)
         taken = set(self.ports.values())
-        extra = [p for p in free_ports(8) if p not in taken][:3]
-        self.bench_ports = {"plain": extra[0], "jwt_authn": extra[1], "jwt_cached": extra[2], "oidc_edge": self.envoy_port}
+        extra = [p for p in free_ports(10) if p not in taken][:5]
+        self.bench_ports = {"plain": extra[0], "jwt_authn": extra[1], "jwt_cached": extra[2], "wasm_floor": extra[3],
+                            "oidc_edge": self.envoy_port}
+        self.nginx_port = extra[4]
+        self.workdir = Path(tempfile.mkdtemp(prefix="oidc-edge-bench-"))
+        self.floor_wasm = build_floor_wasm(self.workdir)
+        nginx = find_nginx() if upstream == "nginx" else None
+        self.upstream_kind = "nginx" if nginx else "echo"
+        self.nginx_bin = nginx
+        self._nginx: _Proc | None = None
+
+    @property
+    def bench_upstream_port(self) -> int:
+        return self.nginx_port if self.upstream_kind == "nginx" else self.ports["upstream"]
+
+    def start(self) -> "BenchStack":
+        if self.nginx_bin:
+            conf = self.workdir / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(dir=self.workdir, port=self.nginx_port, saw=SAW_USER))
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            self._nginx = _Proc("nginx", [self.nginx_bin, "-c", str(conf), "-p", str(self.workdir)], self.workdir / "nginx.log")
+        super().start()
+        pids = self.pids()
+        pin(pids["envoy"], ENVOY_CPUS)
+        for name, pid in pids.items():
+            if name != "envoy":
+                pin(pid, LOAD_CPUS)
+        if self._nginx:
+            pin(self._nginx.pid, LOAD_CPUS)
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        if self._nginx:
+            self._nginx.stop()
+            self._nginx = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def check_alive(self) -> None:
+        super().check_alive()
+        if self._nginx:
+            self._nginx.check()
 
     def render_envoy_config(self) -> str:
         from stack import deep_merge
@@ -93,14 +211,17 @@ class BenchStack(Stack):
             PLAIN_PORT=self.bench_ports["plain"],
             JWT_PORT=self.bench_ports["jwt_authn"],
             JWT_CACHED_PORT=self.bench_ports["jwt_cached"],
+            FLOOR_PORT=self.bench_ports["wasm_floor"],
             EDGE_PORT=self.bench_ports["oidc_edge"],
             IDP_PORT=self.ports["idp"],
             UPSTREAM_PORT=self.ports["upstream"],
+            BENCH_UPSTREAM_PORT=self.bench_upstream_port,
             ROUTES=routes,
             ISSUER=json.dumps(self.issuer),
             AUDIENCE=json.dumps(self.client_id),
             JWKS=json.dumps(jwks),
             WASM=json.dumps(str(self.wasm)),
+            FLOOR_WASM=json.dumps(str(self.floor_wasm)),
             PLUGIN_CONFIG=json.dumps(json.dumps(self.plugin_config)),
         )
 
@@ -130,6 +251,8 @@ class Result:
     # CPU time Envoy (all its threads) spent per request: unlike req/s, hardly moved by
     # other processes competing for the cores.
     envoy_cpu_us: float = float("nan")
+    # Envoy's CPU time over the run's wall time: 1.0 when its core was never idle.
+    envoy_busy: float = float("nan")
 
 
 @dataclass
@@ -137,13 +260,13 @@ class Row:
     route: Route
     runs: list[Result] = field(default_factory=list)
 
-    def mean(self, attr: str) -> float:
+    def median(self, attr: str) -> float:
         values = [getattr(r, attr) for r in self.runs]
-        return sum(values) / len(values) if values else float("nan")
+        return statistics.median(values) if values else float("nan")
 
     @property
     def rps(self) -> float:
-        return self.mean("rps")
+        return self.median("rps")
 
     @property
     def spread(self) -> str:
@@ -154,11 +277,20 @@ class Row:
 
     @property
     def cpu(self) -> float:
-        return self.mean("envoy_cpu_us")
+        return self.median("envoy_cpu_us")
+
+    @property
+    def busy(self) -> float:
+        return self.median("envoy_busy")
 
     @property
     def bad(self) -> int:
         return sum(r.non_2xx + r.errors for r in self.runs)
+
+    def ratio(self, other: "Row") -> float:
+        """Median over rounds of this row's req/s over `other`'s in the same round."""
+        pairs = [a.rps / b.rps for a, b in zip(self.runs, other.runs) if b.rps]
+        return statistics.median(pairs) if pairs else float("nan")
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -200,18 +332,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(stack: BenchStack, route: Route, args: argparse.Namespace, duration: float | None = None) -> Result:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{round(duration or args.duration)}s", "--latency"]
+    seconds = round(duration or args.duration)
+    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
     for name, value in route.headers.items():
         argv += ["-H", f"{name}: {value}"]
     argv.append(stack.bench_url(route.listener, route.path))
     envoy = stack.pids()["envoy"]
-    cpu_before = cpu_seconds(envoy)
-    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=(duration or args.duration) + 30).stdout
-    cpu = cpu_seconds(envoy) - cpu_before
+    cpu_before, wall_before = cpu_seconds(envoy), time.monotonic()
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=seconds + 30,
+                         preexec_fn=lambda: os.sched_setaffinity(0, LOAD_CPUS)).stdout  # noqa: PLW1509
+    cpu, wall = cpu_seconds(envoy) - cpu_before, time.monotonic() - wall_before
     stack.check_alive()
     result = parse_wrk(out)
     if result.requests:
         result.envoy_cpu_us = cpu * 1e6 / result.requests
+    result.envoy_busy = cpu / max(wall, seconds) if len(ENVOY_CPUS) == 1 else float("nan")
     return result
 
 
@@ -236,9 +371,14 @@ def check_routes(stack: BenchStack, routes: list[Route]) -> None:
         resp = http.get(stack.bench_url(r.listener, r.path), headers=r.headers, timeout=10, allow_redirects=False)
         if resp.status_code != 200:
             raise RuntimeError(f"{r.name}: GET {r.path} gave {resp.status_code}: {resp.text[:300]}")
-        if r.listener == "oidc_edge" and not r.path.startswith(("/public/", "/direct/", "/cold/direct/")):
-            if resp.json()["headers"].get("x-auth-request-user") != "bench":
-                raise RuntimeError(f"{r.name}: the upstream did not get the identity")
+        checked = r.listener == "oidc_edge" and not r.path.startswith(("/public/", "/direct/", "/cold/direct/"))
+        if checked:
+            if stack.upstream_kind == "nginx":
+                user = resp.headers.get(SAW_USER)
+            else:
+                user = resp.json()["headers"].get("x-auth-request-user")
+            if user != "bench":
+                raise RuntimeError(f"{r.name}: the upstream did not get the identity ({user!r})")
     for listener in ("jwt_authn", "jwt_cached", "oidc_edge"):
         resp = http.get(stack.bench_url(listener, "/api/x"), headers={"Accept": "application/json"}, timeout=10, allow_redirects=False)
         if resp.status_code != 401:
@@ -253,22 +393,32 @@ def fmt_ratio(x: float) -> str:
 
 
 def table(title: str, rows: list[Row], base: Row, native: Row, recipe: bool = False) -> None:
+    """One row per route; ratios are medians of within-round ratios where the row ran in
+    the rounds, else plain ratios of medians (marked ~)."""
     print(f"\n{title}")
-    head = (f"{'route':38} {'req/s':>9} {'range':>15} {'p50 ms':>8} {'p99 ms':>8} {'÷ no filter':>12} {'÷ jwt_authn':>12}"
-            f" {'Envoy CPU µs/req':>17} {'CPU ÷ jwt_authn':>16}")
+    head = (f"{'route':42} {'req/s':>9} {'range':>15} {'p50 ms':>7} {'p99 ms':>7} {'÷ no filter':>12} {'÷ jwt_authn':>12}"
+            f" {'Envoy µs/req':>13} {'core busy':>10}")
     if recipe:
         head += f" {'RECIPE req/s':>13}"
     print(head)
     print("-" * len(head))
     for row in rows:
+        def ratio(other: Row) -> str:
+            if row is other:
+                return "1.00x"
+            if len(row.runs) == len(other.runs) > 1:
+                return fmt_ratio(row.ratio(other))
+            return "~" + fmt_ratio(row.rps / other.rps)
+
         line = (
-            f"{row.route.name:38} {row.rps:>9,.0f} {row.spread:>15} {row.mean('p50_ms'):>8.2f} {row.mean('p99_ms'):>8.2f}"
-            f" {fmt_ratio(row.rps / base.rps):>12} {fmt_ratio(row.rps / native.rps):>12}"
-            f" {row.cpu:>17.1f} {fmt_ratio(row.cpu / native.cpu):>16}"
+            f"{row.route.name:42} {row.rps:>9,.0f} {row.spread:>15} {row.median('p50_ms'):>7.2f} {row.median('p99_ms'):>7.2f}"
+            f" {ratio(base):>12} {ratio(native):>12} {row.cpu:>13.1f} {row.busy:>9.0%} "
         )
         if recipe:
             ref = RECIPE.get(row.route.name)
             line += f" {ref:>13,}" if ref else f" {'':>13}"
+        if row.busy == row.busy and row.busy < 0.9:
+            line += "  !! Envoy's core not saturated: bound by wrk or the upstream"
         if row.bad:
             line += f"  !! {row.bad} non-2xx/socket errors"
         print(line)
@@ -291,12 +441,39 @@ def wasm_microbench(path: str) -> list[tuple[str, float]]:
     return out
 
 
+def rounds(stack: BenchStack, routes: list[Route], args: argparse.Namespace, label: str) -> dict[str, Row]:
+    """`args.rounds` rounds over `routes`, the order reversed every other round."""
+    rows = {route.name: Row(route) for route in routes}
+    for i in range(args.rounds):
+        order = routes if i % 2 == 0 else list(reversed(routes))
+        for route in order:
+            rows[route.name].runs.append(run_wrk(stack, route, args))
+        print(f"  {label} round {i + 1}: " + ", ".join(f"{r.name} {rows[r.name].runs[-1].rps:,.0f}" for r in routes), flush=True)
+    return rows
+
+
+def targets(label: str, rows: dict[str, Row]) -> None:
+    base, native = rows["no filter"], rows["jwt_authn"]
+    bearer, session, floor = rows["oidc-edge bearer"], rows["oidc-edge session"], rows["wasm floor (headers read, request marked)"]
+    same = rows["no filter, same Cookie header"]
+    b, s = bearer.ratio(native), session.ratio(base)
+    print(f"  {label}:")
+    print(f"    bearer ÷ jwt_authn  = {b:.2f}  (target ≥ 1.5: {'met' if b >= 1.5 else 'NOT met'});"
+          f" by Envoy CPU per request {native.cpu / bearer.cpu:.2f}")
+    print(f"    session ÷ no filter = {s:.2f}  (target ≥ 0.75: {'met' if s >= 0.75 else 'NOT met'});"
+          f" by Envoy CPU per request {base.cpu / session.cpu:.2f};"
+          f" ÷ no filter with the same Cookie header {session.ratio(same):.2f}")
+    print(f"    the wasm floor ÷ no filter = {floor.ratio(base):.2f}: no proxy-wasm filter behind the guard does better;"
+          f" oidc-edge session ÷ floor {session.ratio(floor):.2f}, bearer ÷ floor {bearer.ratio(floor):.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 6)), help="seconds per wrk run (6)")
+    ap.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 3)), help="seconds per wrk run (3)")
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of the main four routes, alternating order (2)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (1: wrk shares the non-Envoy CPU with the upstream)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the main routes, alternating order (5)")
+    ap.add_argument("--upstream", choices=("nginx", "echo"), default="nginx", help="the upstream of non-direct routes (nginx)")
     ap.add_argument("--no-direct", action="store_true", help="skip the direct_response table")
     ap.add_argument("--verify-wasm", help="the verify_bench wasm module to run under Node first")
     ap.add_argument("--flow-wasm", help="the flow_bench wasm module to run under Node first")
@@ -316,104 +493,82 @@ def main() -> int:
         print("\n== The core's per-request work in wasm (V8 via Node WASI), flow_bench ==")
         wasm_microbench(args.flow_wasm)
 
-    print("\n== Envoy 1 worker (--concurrency 1), wrk "
-          f"-t{args.threads} -c{args.connections} -d{args.duration:g}s per run ==")
-    with BenchStack(name="bench", plugin_config_overrides=PLUGIN_OVERRIDES, envoy_concurrency=1) as stack:
+    with BenchStack(upstream=args.upstream, name="bench", plugin_config_overrides=PLUGIN_OVERRIDES, envoy_concurrency=1) as stack:
         stack.start()
+        print(f"\n== Envoy 1 worker (--concurrency 1) on CPU {sorted(ENVOY_CPUS)}, wrk -t{args.threads} -c{args.connections}"
+              f" -d{args.duration:g}s per run on CPU {sorted(LOAD_CPUS)}; upstream: {stack.upstream_kind} ==")
+        if stack.upstream_kind != "nginx":
+            print("  (nginx not found: the Node echo upstream serves the upstream table and may bound it; `make setup` installs nginx)")
+        if ENVOY_CPUS == LOAD_CPUS:
+            print("  (one CPU only: nothing pinned, wrk and the upstream share Envoy's core)")
         stack.wait_filter_ready(20)
         token = mint_token(token_claims(stack, sub="bench", ttl=86400))
         bearer = {"Authorization": f"Bearer {token}"}
         cookie = {"Cookie": session_cookie(stack)}
 
-        def r(name: str, listener: str, path: str, headers: dict) -> Route:
-            return Route(name, listener, path, headers)
+        def routes(prefix: str) -> tuple[list[Route], list[Route]]:
+            p = f"{prefix}x"
+            main_routes = [
+                Route("no filter", "plain", p, bearer),
+                Route("jwt_authn", "jwt_authn", p, bearer),
+                Route("oidc-edge bearer", "oidc_edge", p, bearer),
+                Route("oidc-edge session", "oidc_edge", p, cookie),
+                # Envoy parses every byte of the cookie (about 40 instructions a byte)
+                # whether or not a filter reads it.
+                Route("no filter, same Cookie header", "plain", p, cookie),
+                Route("wasm floor (headers read, request marked)", "wasm_floor", p, bearer),
+            ]
+            extra_routes = [
+                Route("jwt_authn + jwt_cache_config", "jwt_cached", p, bearer),
+                Route("oidc-edge pass-through (no crypto)", "oidc_edge", f"/public{p}", bearer),
+                Route("oidc-edge bearer, cache off", "oidc_edge", f"/cold{p}", bearer),
+            ]
+            return main_routes, extra_routes
 
-        main_routes = [
-            r("no filter", "plain", "/api/x", bearer),
-            r("jwt_authn", "jwt_authn", "/api/x", bearer),
-            r("oidc-edge bearer", "oidc_edge", "/api/x", bearer),
-            r("oidc-edge session", "oidc_edge", "/app/x", cookie),
-        ]
-        extra_routes = [
-            # The session's fair baseline: Envoy parses every byte of the cookie (about 40
-            # instructions a byte) whether or not a filter reads it.
-            r("no filter, same Cookie header", "plain", "/app/x", cookie),
-            r("jwt_authn + jwt_cache_config", "jwt_cached", "/api/x", bearer),
-            r("oidc-edge pass-through (no crypto)", "oidc_edge", "/public/x", bearer),
-            r("oidc-edge bearer, cache off", "oidc_edge", "/cold/api/x", bearer),
-        ]
-        direct_routes = [
-            r("no filter", "plain", "/direct/x", bearer),
-            r("no filter, same Cookie header", "plain", "/direct/x", cookie),
-            r("jwt_authn", "jwt_authn", "/direct/x", bearer),
-            r("jwt_authn + jwt_cache_config", "jwt_cached", "/direct/x", bearer),
-            r("oidc-edge bearer", "oidc_edge", "/direct/x", bearer),
-            r("oidc-edge session", "oidc_edge", "/direct/x", cookie),
-            r("oidc-edge pass-through (no crypto)", "oidc_edge", "/public/direct/x", bearer),
-            r("oidc-edge bearer, cache off", "oidc_edge", "/cold/direct/x", bearer),
-        ]
-        check_routes(stack, main_routes + extra_routes + ([] if args.no_direct else direct_routes))
+        up_main, up_extra = routes("/api/")
+        direct_main, direct_extra = routes("/direct/")
+        check_routes(stack, up_main + up_extra + ([] if args.no_direct else direct_main + direct_extra))
 
-        # Warm-up: V8 tiers the module up, the verdict cache fills.
-        for route in main_routes[2:] + extra_routes[3:]:
-            run_wrk(stack, route, args, duration=2)
+        # Warm-up: V8 tiers the module up, the verdict cache fills, connections open.
+        for route in up_main + up_extra:
+            run_wrk(stack, route, args, duration=1)
 
-        rows = {route.name: Row(route) for route in main_routes}
-        for i in range(args.rounds):
-            order = main_routes if i % 2 == 0 else list(reversed(main_routes))
-            for route in order:
-                rows[route.name].runs.append(run_wrk(stack, route, args))
-                print(f"  round {i + 1}: {route.name:36} {rows[route.name].runs[-1].rps:>9,.0f} req/s", flush=True)
-        extra = {}
-        for route in extra_routes:
-            extra[route.name] = Row(route, [run_wrk(stack, route, args)])
-            print(f"  once:    {route.name:36} {extra[route.name].rps:>9,.0f} req/s", flush=True)
-        direct = {}
+        tables = [("To the upstream", up_main, up_extra, "/api/")]
         if not args.no_direct:
-            for route in direct_routes:
-                direct[route.name] = Row(route, [run_wrk(stack, route, args)])
-                print(f"  direct:  {route.name:36} {direct[route.name].rps:>9,.0f} req/s", flush=True)
+            tables.append(("Envoy direct_response, no upstream", direct_main, direct_extra, "/direct/"))
+        results = []
+        for title, main_routes, extra_routes, _ in tables:
+            rows = rounds(stack, main_routes, args, "upstream" if title.startswith("To") else "direct")
+            for route in extra_routes:
+                rows[route.name] = Row(route, [run_wrk(stack, route, args)])
+                print(f"  once: {route.name:36} {rows[route.name].rps:>9,.0f} req/s", flush=True)
+            results.append((title, rows))
 
     load_after = os.getloadavg()
-    base, native = rows["no filter"], rows["jwt_authn"]
-    table("To the echo upstream (the main comparison; req/s = mean of the rounds, range = min–max):",
-          list(rows.values()) + list(extra.values()), base, native)
-    if direct:
-        table("Envoy direct_response, no upstream (RECIPE.md's kind of table; one run each):",
-              list(direct.values()), direct["no filter"], direct["jwt_authn"], recipe=True)
+    for title, rows in results:
+        direct = title.startswith("Envoy direct")
+        table(f"{title} (req/s: median of {args.rounds} rounds, range min–max; ratios: median of within-round ratios,"
+              " ~ for routes run once):", list(rows.values()), rows["no filter"], rows["jwt_authn"], recipe=direct)
 
-    bearer_row, session_row = rows["oidc-edge bearer"], rows["oidc-edge session"]
-    print("\nTargets (printed, never asserted); req/s ratios, and the same from Envoy's CPU per request:")
-    b = bearer_row.rps / native.rps
-    s = session_row.rps / base.rps
-    b_cpu = native.cpu / bearer_row.cpu
-    s_cpu = base.cpu / session_row.cpu
-    print(f"  bearer ÷ jwt_authn  = {b:.2f} req/s, {b_cpu:.2f} by CPU  (target ≥ 1.5: {'met' if b >= 1.5 else 'NOT met'} by req/s)")
-    print(f"  session ÷ no filter = {s:.2f} req/s, {s_cpu:.2f} by CPU  (target ≥ 0.75: {'met' if s >= 0.75 else 'NOT met'} by req/s)")
-    same = extra.get("no filter, same Cookie header")
-    if same:
-        print(f"  session ÷ no filter with the same Cookie header = {session_row.rps / same.rps:.2f} req/s,"
-              f" {same.cpu / session_row.cpu:.2f} by CPU (one run of the baseline)")
+    print("\nTargets (printed, never asserted), by req/s:")
+    for title, rows in results:
+        targets(title, rows)
 
     print("\nCold RS256 verification inside the filter: route with the verdict cache off minus the cached route,"
           "\nas wall time per request at saturation (1/throughput, 1 worker) and as Envoy CPU time per request:")
-    for label, cached, cold in (
-        ("to the upstream", bearer_row, extra["oidc-edge bearer, cache off"]),
-        ("direct_response", direct.get("oidc-edge bearer"), direct.get("oidc-edge bearer, cache off")),
-    ):
-        if cached and cold:
-            wall = 1e6 / cold.rps - 1e6 / cached.rps
-            cpu = cold.cpu - cached.cpu
-            print(f"  {label:16} wall {1e6 / cached.rps:7.1f} -> {1e6 / cold.rps:7.1f} µs: {wall:7.1f} µs;"
-                  f"  CPU {cached.cpu:7.1f} -> {cold.cpu:7.1f} µs: {cpu:7.1f} µs per verification")
+    for title, rows in results:
+        cached, cold = rows["oidc-edge bearer"], rows["oidc-edge bearer, cache off"]
+        wall = 1e6 / cold.rps - 1e6 / cached.rps
+        cpu = cold.cpu - cached.cpu
+        print(f"  {title[:34]:34} wall {1e6 / cached.rps:7.1f} -> {1e6 / cold.rps:7.1f} µs: {wall:7.1f} µs;"
+              f"  CPU {cached.cpu:7.1f} -> {cold.cpu:7.1f} µs: {cpu:7.1f} µs per verification")
     if micro:
-        print("  direct, verify_bench in wasm under Node's V8 (same load, same run):")
+        print("  verify_bench in wasm under Node's V8 (same load, same run):")
         for name, us in micro:
             print(f"    {us:9.1f} µs  {name}")
 
-    print(f"\nNoise: load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores shared with"
-          " other work; wrk, Envoy and the Node upstream compete for them. Compare ratios within one run,"
-          " not absolute numbers across runs.")
+    print(f"\nNoise: load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs;"
+          " the host may be shared (steal time). Compare ratios within one run, not absolute numbers across runs.")
     print(f"bench took {time.monotonic() - started:.0f} s")
     return 0
 

@@ -6,7 +6,10 @@
 //! `value` / `missing` (proxy_get_header_map_value of a header the request has / lacks),
 //! `add` (proxy_add_header_map_value), `replace` (proxy_replace_header_map_value),
 //! `remove` (proxy_remove_header_map_value of a header the request lacks), `property`
-//! (proxy_set_property), `metric` (proxy_increment_metric). Written against the raw ABI,
+//! (proxy_set_property), `metric` (proxy_increment_metric), `floor` (what any filter that
+//! checks requests behind oidc-edge's guard must do: read the request headers once and set
+//! the guard's filter state `oidc_edge_checked`; `make bench` runs it as the floor of a
+//! proxy-wasm filter in Envoy). Written against the raw ABI,
 //! without the SDK, so that nothing but the operation is counted; the callbacks Envoy
 //! calls per stream are chosen by trimming exports (bench/abi_costs.py).
 
@@ -42,6 +45,7 @@ enum Op {
     Metric,
     Value,
     Missing,
+    Floor,
 }
 
 thread_local! {
@@ -98,6 +102,7 @@ pub extern "C" fn proxy_on_configure(_context: u32, size: usize) -> u32 {
         "metric" => Op::Metric,
         "value" => Op::Value,
         "missing" => Op::Missing,
+        "floor" => Op::Floor,
         _ => Op::Nothing,
     });
     TIMES.set(words.next().and_then(|n| n.parse().ok()).unwrap_or(0));
@@ -145,6 +150,13 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _end:
                 Op::Missing => read_value(b"x-missing"),
                 Op::Metric => {
                     proxy_increment_metric(METRIC.get(), 1);
+                }
+                Op::Floor => {
+                    let (mut data, mut len) = (std::ptr::null_mut(), 0usize);
+                    proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut len);
+                    free(data, len);
+                    let (path, one) = (b"oidc_edge_checked", b"1");
+                    proxy_set_property(path.as_ptr(), path.len(), one.as_ptr(), one.len());
                 }
             }
         }
