@@ -82,21 +82,37 @@ pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
 }
 
 /// The claims do not satisfy `require`: a page for people, JSON for programs.
-pub fn forbidden(browser: bool) -> LocalResponse {
-    if browser {
-        return error_page(
+/// `bearer`: the identity came from a bearer token, so the answer carries RFC 6750's
+/// `insufficient_scope` challenge (3.1): the token is valid, its claims are not enough.
+pub fn forbidden(browser: bool, bearer: bool) -> LocalResponse {
+    let mut resp = if browser {
+        error_page(
             403,
             "Access denied",
             "You are signed in, but your account is not allowed to use this application.",
             "If you think this is wrong, ask the site's administrator for access, quoting the code below.",
             Reason::Forbidden,
-        );
+        )
+    } else if bearer {
+        LocalResponse {
+            status: 403,
+            headers: page_headers("application/json"),
+            body: format!("{{\"error\":\"insufficient_scope\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
+        }
+    } else {
+        LocalResponse {
+            status: 403,
+            headers: page_headers("application/json"),
+            body: format!("{{\"error\":\"forbidden\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
+        }
+    };
+    if bearer {
+        resp.headers.push((
+            "www-authenticate".into(),
+            format!("Bearer realm=\"oidc-edge\", error=\"insufficient_scope\", error_description=\"{}\"", Reason::Forbidden.describe()),
+        ));
     }
-    LocalResponse {
-        status: 403,
-        headers: page_headers("application/json"),
-        body: format!("{{\"error\":\"forbidden\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
-    }
+    resp
 }
 
 /// A WebSocket opened with the session cookie from another site's page (CSWSH).

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use super::cache::Verdict;
 use super::identity::Identity;
-use super::{Authorization, Context, Decision, Event, Pending, Rp, Wait};
+use super::{Authorization, Context, Credential, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
 use crate::error::Reason;
 use crate::http::{form_encode, Query};
@@ -166,7 +166,7 @@ fn authorization(req: &RequestView, token: &str, source: Source) -> Authorizatio
 }
 
 fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {
-    let decision = rp.forward(req, identity, authorization(req, token, source), cx);
+    let decision = rp.forward(req, identity, Credential::Bearer, authorization(req, token, source), cx);
     let Decision::Forward(mut fwd) = decision else { return decision };
     // The subprotocol token is out of the list already (`Rp::strip_only`): it is forwarded
     // once, in Authorization.

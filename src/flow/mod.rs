@@ -85,6 +85,13 @@ impl Authorization {
     }
 }
 
+/// What proved the identity of a request: decides the challenge of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Session,
+    Bearer,
+}
+
 /// Changes to a request that goes upstream.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Forward {
@@ -601,11 +608,12 @@ impl Rp<'_> {
     }
 
     /// Forwards an authenticated request: forged identity headers out, ours in.
-    fn forward(&self, req: &RequestView, identity: &Identity, authorization: Authorization, cx: &mut Context<'_>) -> Decision {
+    fn forward(&self, req: &RequestView, identity: &Identity, credential: Credential, authorization: Authorization, cx: &mut Context<'_>) -> Decision {
         if let Err(why) = identity::check_rules(identity, &self.profile.require) {
             log::info!("oidc-edge: access denied to `{}` for {}: {why}", req.path_only(), self.profile.name);
             cx.events.push(Event::Forbidden);
-            return Decision::Respond(pages::forbidden(req.client_kind(&self.profile.api_paths) == ClientKind::Browser));
+            let browser = req.client_kind(&self.profile.api_paths) == ClientKind::Browser;
+            return Decision::Respond(pages::forbidden(browser, credential == Credential::Bearer));
         }
         let mut fwd = self.strip_only(req);
         match authorization {

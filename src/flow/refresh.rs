@@ -2,7 +2,7 @@
 
 use super::cache;
 use super::session::{authorization, identity_of, seal_cookies, with_cookies, write_cookies};
-use super::{login, Context, Decision, Event, Names, Pending, Rp, Wait};
+use super::{login, Context, Credential, Decision, Event, Names, Pending, Rp, Wait};
 use crate::config::ForwardToken;
 use crate::error::Reason;
 use crate::http::CallResponse;
@@ -238,7 +238,7 @@ fn refresh_failed(rp: &Rp<'_>, r: Refreshing, reason: Reason, detail: &str, cx: 
     if cx.now < r.session.token_exp {
         let identity = identity_of(&r.session, rp);
         cx.events.push(Event::SessionAccepted);
-        return rp.forward(&r.request, &identity, authorization(rp, &r.session), cx);
+        return rp.forward(&r.request, &identity, Credential::Session, authorization(rp, &r.session), cx);
     }
     rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
     match r.request.client_kind(&rp.profile.api_paths) {
@@ -345,6 +345,6 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
 fn go_on_with_refreshed(rp: &Rp<'_>, r: &Refreshing, session: &Session, set_cookies: Vec<String>, cx: &mut Context<'_>) -> Decision {
     rp.engine.cache(rp.index, |c| c.remove(&r.cache_key));
     let identity = identity_of(session, rp);
-    with_cookies(rp.forward(&r.request, &identity, authorization(rp, session), cx), set_cookies)
+    with_cookies(rp.forward(&r.request, &identity, Credential::Session, authorization(rp, session), cx), set_cookies)
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::cache::Verdict;
 use super::identity::Identity;
-use super::{refresh, Authorization, Context, Decision, Event, Rp};
+use super::{refresh, Authorization, Context, Credential, Decision, Event, Rp};
 use crate::b64;
 use crate::config::ForwardToken;
 use crate::error::Reason;
@@ -111,7 +111,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
         return Outcome::None;
     }
     cx.events.push(Event::SessionAccepted);
-    Outcome::Decided(rp.forward(req, &identity, authorization(rp, &session), cx))
+    Outcome::Decided(rp.forward(req, &identity, Credential::Session, authorization(rp, &session), cx))
 }
 
 /// A cookie rides along with any request the browser makes, including a WebSocket opened

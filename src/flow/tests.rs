@@ -932,11 +932,19 @@ fn require_rules_and_claim_map() {
     let no = w.idp.sign(&json!({"iss": ISSUER, "sub": "b", "aud": "app", "exp": T0 + 60, "groups": ["devs"]}));
     let r = respond(w.request(&req("GET", "/", &[("authorization", &format!("Bearer {no}")), ("accept", "application/json")])));
     assert_eq!(r.status, 403);
-    assert!(r.body.contains("\"error\":\"forbidden\""));
+    // RFC 6750 3.1: a valid token whose claims are not enough is insufficient_scope.
+    assert!(r.body.contains("\"error\":\"insufficient_scope\""), "{}", r.body);
+    let challenge = header(&r, "www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"insufficient_scope\""), "{challenge}");
     let session = login(&mut w, json!({"groups": ["devs"]}), None);
     let r = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[HTML]))));
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Access denied"));
+    assert!(header(&r, "www-authenticate").is_none(), "a session is not challenged for a bearer token");
+    let r = respond(w.request(&req_owned("GET", "/", &with_cookies(&session, &[("accept", "application/json")]))));
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("\"error\":\"forbidden\""), "{}", r.body);
+    assert!(header(&r, "www-authenticate").is_none());
 }
 
 #[test]

@@ -696,6 +696,7 @@ def test_require_refuses_a_browser_session_with_a_403_page(rules):
     assert r.status_code == 403, (r.status_code, r.text[:300])
     assert r.headers.get("Content-Type", "").startswith("application/json")
     assert r.json()["error"] == "forbidden"
+    assert "WWW-Authenticate" not in r.headers, "a session is not a bearer token: no challenge"
     assert settled_count(rules) == before
 
 
@@ -716,7 +717,10 @@ def test_require_for_api_clients_is_json_403(rules, sub, groups, status):
     assert r.status_code == status, (r.status_code, r.text[:300])
     if status == 403:
         assert r.headers.get("Content-Type", "").startswith("application/json")
-        assert r.json()["error"] == "forbidden"
+        # RFC 6750 3.1: the token is valid, its claims are not enough.
+        assert r.json()["error"] == "insufficient_scope"
+        challenge = r.headers.get("WWW-Authenticate", "")
+        assert challenge.startswith("Bearer ") and 'error="insufficient_scope"' in challenge, challenge
         assert settled_count(rules) == before
     else:
         assert r.json()["headers"]["x-groups"] == "admins"
