@@ -169,6 +169,20 @@ pub fn unauthorized(reason: Option<Reason>) -> LocalResponse {
     LocalResponse { status: 401, headers, body }
 }
 
+/// 401 for a form submitted without a (valid) session: a redirect would lose what was
+/// sent, so the page says so and links to a sign-in that returns to `return_to`.
+pub fn sign_in_to_resubmit(login_href: &str) -> LocalResponse {
+    let mut page = error_page(
+        401,
+        "Please sign in again",
+        "You are not signed in (or your session has ended), so what you just submitted was not sent.",
+        &format!("<a href=\"{}\">Sign in</a>, then submit it again.", escape_html(login_href)),
+        Reason::SessionExpired,
+    );
+    page.headers.push(("www-authenticate".into(), "Bearer realm=\"oidc-edge\"".into()));
+    page
+}
+
 /// Not ready to decide (metadata or keys not loaded): fail closed, and say when to retry.
 pub fn not_ready(api: bool, retry_after: u64) -> LocalResponse {
     let mut resp = if api {

@@ -147,6 +147,27 @@ impl RequestView {
     /// Decides whether a missing credential earns a redirect (browsers) or a 401.
     /// Browsers say what they are doing in `Sec-Fetch-*`; older ones are recognised by
     /// asking for HTML. Everything that is not clearly a top-level navigation is an API call.
+    /// A browser's top-level navigation that is not a GET, such as a form submission: it
+    /// can show a page, but a redirect to the IdP would drop what it sent.
+    pub fn is_non_get_navigation(&self) -> bool {
+        if matches!(self.method.as_str(), "GET" | "HEAD") || self.is_websocket_upgrade() {
+            return false;
+        }
+        match self.header_str("sec-fetch-mode") {
+            Some(mode) => {
+                mode.eq_ignore_ascii_case("navigate")
+                    && self.header_str("sec-fetch-dest").is_none_or(|d| matches!(d.to_ascii_lowercase().as_str(), "document" | "iframe" | "frame"))
+            }
+            None => {
+                self.header_str("x-requested-with").is_none()
+                    && self.header_str("accept").is_some_and(|a| {
+                        let a = a.to_ascii_lowercase();
+                        a.contains("text/html") || a.contains("application/xhtml+xml")
+                    })
+            }
+        }
+    }
+
     pub fn client_kind(&self, api_paths: &[String]) -> ClientKind {
         if self.is_websocket_upgrade() {
             return ClientKind::WebSocket;

@@ -377,7 +377,10 @@ impl Engine {
         match kind {
             ClientKind::Browser => login::start(rp, req, cx),
             ClientKind::Api | ClientKind::WebSocket => {
-                if rp.ready(cx) {
+                let api_path = rp.profile.api_paths.iter().any(|p| crate::request::path_matches(req.path_only(), p));
+                if rp.ready(cx) && !api_path && req.is_non_get_navigation() {
+                    Decision::Respond(pages::sign_in_to_resubmit(&login::resubmit_href(rp, req)))
+                } else if rp.ready(cx) {
                     Decision::Respond(pages::unauthorized(None))
                 } else {
                     cx.events.push(Event::NotReady);

@@ -1562,3 +1562,38 @@ fn login_initiation_belongs_to_the_route_of_its_target() {
     let r = respond(w.request(&req("GET", "/shop/login?target_link_uri=%2Fshop%2Fcart", &[HTML])));
     assert!(tx_of(&r).starts_with("oidc_edge-2_tx."), "{:?}", r.headers);
 }
+
+#[test]
+fn a_form_submitted_without_a_session_gets_a_sign_in_page_not_json_or_a_redirect() {
+    let mut w = World::new(json!({"api_paths": ["/api/"]}));
+    let nav = [("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document"), HTML];
+    let cases: [(&str, Vec<(&str, &str)>, Option<&str>); 7] = [
+        // The page the form was on, from the same origin: back there after sign-in.
+        ("/app/save", [&nav[..], &[("referer", "http://app.example.com/app/edit?id=7#top")]].concat(), Some("/oauth2/login?target_link_uri=%2Fapp%2Fedit%3Fid%3D7")),
+        // Another origin, or one that only starts like ours: the root.
+        ("/app/save", [&nav[..], &[("referer", "https://evil.example/app/edit")]].concat(), Some("/oauth2/login?target_link_uri=%2F")),
+        ("/app/save", [&nav[..], &[("referer", "http://app.example.com.evil.example/x")]].concat(), Some("/oauth2/login?target_link_uri=%2F")),
+        ("/app/save", [&nav[..], &[("referer", "http://app.example.com//evil.example/x")]].concat(), Some("/oauth2/login?target_link_uri=%2F")),
+        // An older browser without Sec-Fetch-*, asking for HTML.
+        ("/app/save", vec![HTML], Some("/oauth2/login?target_link_uri=%2F")),
+        // Scripts and configured API paths keep the JSON 401.
+        ("/app/save", vec![HTML, ("x-requested-with", "XMLHttpRequest")], None),
+        ("/api/save", nav.to_vec(), None),
+    ];
+    for (path, headers, link) in cases {
+        let r = respond(w.request(&req("POST", path, &headers)));
+        assert_eq!(r.status, 401, "{path} {headers:?}");
+        assert!(header(&r, "www-authenticate").is_some_and(|c| c.starts_with("Bearer ")), "{headers:?}");
+        assert!(header(&r, "location").is_none());
+        match link {
+            Some(href) => {
+                assert!(header(&r, "content-type").is_some_and(|t| t.starts_with("text/html")), "{headers:?}");
+                assert!(r.body.contains(&format!("<a href=\"{}\">Sign in</a>", href.replace('&', "&amp;"))), "{headers:?}: {}", r.body);
+            }
+            None => assert!(header(&r, "content-type").is_some_and(|t| t.starts_with("application/json")), "{headers:?}"),
+        }
+    }
+    // A fetch() POST (mode cors) is not a navigation.
+    let r = respond(w.request(&req("POST", "/app/save", &[("sec-fetch-mode", "cors"), HTML])));
+    assert!(header(&r, "content-type").is_some_and(|t| t.starts_with("application/json")));
+}

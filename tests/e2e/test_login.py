@@ -339,6 +339,29 @@ def test_login_initiation_never_leaves_this_site(stack, query, status, lands):
     assert cb.headers["Location"] == lands
 
 
+def test_form_posted_without_session_offers_a_sign_in_back_to_the_form(stack):
+    """A browser submits a form after its session is gone: no redirect (it would drop the
+    form), no JSON, but a 401 page whose link signs in and returns to the form's page."""
+    browser = new_browser()
+    before = stack.upstream_count()
+    form_page = stack.url("/app/edit?id=7")
+    resp = browser.post(stack.url("/app/save"), data={"title": "draft"}, allow_redirects=False, timeout=10,
+                        headers={**BROWSER_HEADERS, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+                                 "Origin": stack.origin, "Referer": form_page})
+    assert resp.status_code == 401, (resp.status_code, resp.text[:300])
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "Location" not in resp.headers
+    href = re.search(r'<a href="([^"]+)">Sign in</a>', resp.text)
+    assert href, resp.text[:500]
+    link = href.group(1).replace("&amp;", "&")
+    assert link == "/oauth2/login?" + urlencode({"target_link_uri": "/app/edit?id=7"}), link
+    start = start_login(stack, link, session=browser)
+    idp = complete_at_idp(start.session, start.authorize_url, user="alice")
+    cb = call_callback(start.session, idp.callback_url)
+    assert cb.status_code == 302 and cb.headers["Location"] == "/app/edit?id=7", (cb.status_code, cb.headers)
+    assert stack.upstream_count() == before, "the form never reached the application"
+
+
 # ------------------------------------------------------------------- demo --
 
 
