@@ -349,7 +349,6 @@ impl Engine {
     /// subprotocol, query token; then decides between forwarding, refreshing, a login
     /// redirect and a 401.
     fn authenticate(&self, rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_wait: bool) -> Decision {
-        let kind = req.client_kind(&rp.profile.api_paths);
         let mut bearer_failure = None;
         if let Some(token) = req.bearer_token() {
             match bearer::check(rp, req, token, bearer::Source::Header, cx, may_wait) {
@@ -358,10 +357,12 @@ impl Engine {
             }
         }
         // A request released after a wait (`may_wait` false) may not call out: no refresh.
-        match session::check(rp, req, kind, cx, may_wait) {
+        match session::check(rp, req, cx, may_wait) {
             session::Outcome::Decided(d) => return d,
             session::Outcome::None => {}
         }
+        // Only now: a request whose credentials were good never needs its kind.
+        let kind = req.client_kind(&rp.profile.api_paths);
         if kind == ClientKind::WebSocket {
             for (token, source) in bearer::websocket_tokens(req, rp.profile.allow_query_token) {
                 match bearer::check(rp, req, &token, source, cx, may_wait) {

@@ -11,7 +11,7 @@ use crate::b64;
 use crate::config::ForwardToken;
 use crate::error::Reason;
 use crate::pages;
-use crate::request::{ClientKind, RequestView};
+use crate::request::RequestView;
 use crate::session::cookies::{self, Attributes};
 use crate::session::Session;
 use crate::time::{after, UnixTime};
@@ -62,7 +62,7 @@ fn open(rp: &Rp<'_>, name: &str, sealed: &str, now: UnixTime) -> Result<Session,
 /// `may_refresh` is false for a request released after a key wait (`Engine::on_keys`): it
 /// cannot call out any more, so a session due for a refresh is used as it is while its
 /// token is valid (the browser's next request refreshes it), and reads as expired after.
-pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<'_>, may_refresh: bool) -> Outcome {
+pub fn check(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_refresh: bool) -> Outcome {
     let names = rp.names(req);
     let cookies = req.cookies();
     if !cookies::has_session_cookie(cookies, &names.session) {
@@ -93,7 +93,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, kind: ClientKind, cx: &mut Context<
         },
     };
 
-    if kind == ClientKind::WebSocket && !origin_allowed(rp, req) {
+    if req.is_websocket_upgrade() && !origin_allowed(rp, req) {
         log::warn!("oidc-edge: refused a cookie-authenticated WebSocket from origin {:?}", req.header_str("origin").unwrap_or("?"));
         cx.events.push(Event::Forbidden);
         return Outcome::Decided(Decision::Respond(pages::forbidden_origin()));
