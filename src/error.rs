@@ -69,6 +69,7 @@ pub enum Reason {
     Forbidden,
     OriginRefused,
     MethodNotAllowed,
+    HostAmbiguous,
     PathAmbiguous,
     Internal,
 }
@@ -134,6 +135,7 @@ impl Reason {
             Forbidden => "forbidden",
             OriginRefused => "origin_refused",
             MethodNotAllowed => "method_not_allowed",
+            HostAmbiguous => "host_ambiguous",
             PathAmbiguous => "path_ambiguous",
             Internal => "internal",
         }
@@ -200,6 +202,7 @@ impl Reason {
             Forbidden => "the account does not satisfy the access rules of this application",
             OriginRefused => "a cookie-authenticated WebSocket from another origin is refused",
             MethodNotAllowed => "this address of the sign-in is only opened as a link (GET)",
+            HostAmbiguous => "the request's host, as sent with a port or a trailing dot, belongs to another route than without them",
             PathAmbiguous => "the request's path belongs to another route once decoded, or when a route's path_prefix is read as a plain prefix",
             Internal => "an internal error occurred",
         }

@@ -70,6 +70,18 @@ pub fn ambiguous_path() -> LocalResponse {
     )
 }
 
+/// 400 for a host whose spelling as sent (a port, a trailing dot) belongs to another route
+/// than its plain name.
+pub fn ambiguous_host() -> LocalResponse {
+    error_page(
+        400,
+        "Bad request",
+        "The address's host name, as your browser sent it (with a port or a trailing dot), could belong to more than one part of this site, so it cannot be checked.",
+        "Use the address without a port or a trailing dot after the host name. If this address is correct, tell the site's administrator (the gateway's log says why).",
+        Reason::HostAmbiguous,
+    )
+}
+
 /// A failed login: the page tells the user to start over from the application's root.
 pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
     error_page(

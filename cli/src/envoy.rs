@@ -70,9 +70,10 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
          The guard (RBAC) lets through only requests oidc-edge has checked: a worker\n\
          that cannot create the wasm VM runs without the filter (whatever\n\
          failure_policy says) and then answers 403 instead of passing requests on.\n\
-         Also set normalize_path: true and merge_slashes: true on that\n\
-         HttpConnectionManager, so that the application reads the path the filter's\n\
-         rules were matched on.",
+         Also set normalize_path: true, merge_slashes: true and\n\
+         strip_trailing_host_dot: true on that HttpConnectionManager, so that the\n\
+         application reads the path the filter's rules were matched on and a fully\n\
+         qualified host name selects its route.",
         sources.join(", ")
     );
     if !env.is_empty() {

@@ -238,8 +238,11 @@ pub struct Profile {
 /// Which profile serves a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Lower-case host without port; `*.example.com` matches any subdomain. `None`: any host.
+    /// Lower-case host as written, a port included if one was (`app.example.com:8443`);
+    /// `*.example.com` matches any subdomain. `None`: any host.
     pub host: Option<String>,
+    /// `host` without its port or a trailing dot, for the normalised reading of a request's host.
+    pub bare_host: Option<String>,
     pub path: RoutePath,
     pub profile: usize,
 }
@@ -308,22 +311,37 @@ impl Settings {
     /// The profile that serves `host` (the `:authority`, port ignored) and `path`: the first
     /// route whose path matches, a `path_prefix` by whole segments (`/admin` and `/admin/...`).
     pub fn profile_for(&self, authority: &str, path: &str) -> usize {
-        self.route_for(&self.route_host(authority), |route| route.matches(path, false))
+        self.route_for(&self.route_host(authority), true, |route| route.matches(path, false))
     }
 
-    /// `profile_for`, when Envoy's two ways of matching a route prefix agree on it: by
-    /// whole segments (`path_separated_prefix`) and as a plain string (`prefix`, the usual
-    /// one). `None` when they differ, as for `/adminx` under a route `/admin`: the filter
-    /// cannot know which backend Envoy sends it to, nor so which rules apply.
-    pub fn unambiguous_profile_for(&self, authority: &str, path: &str) -> Option<usize> {
-        let host = self.route_host(authority);
-        let by_segments = self.route_for(&host, |route| route.matches(path, false));
-        let by_string = self.route_for(&host, |route| route.matches(path, true));
-        (by_segments == by_string).then_some(by_segments)
+    /// `profile_for`, when every reading of the request that Envoy or the application may
+    /// act on selects the same route: the path by whole segments (`path_separated_prefix`)
+    /// and as a plain string (`prefix`, the usual one), as for `/adminx` under a route
+    /// `/admin`; the host as sent (Envoy picks virtual hosts on it, port and trailing dot
+    /// included, unless told to strip them) and without port and trailing dot. Where they
+    /// differ, the filter cannot know which backend Envoy sends the request to, nor so
+    /// which rules apply.
+    pub fn unambiguous_profile_for(&self, authority: &str, path: &str) -> Result<usize, Ambiguity> {
+        let bare = self.route_host(authority);
+        let by_segments = self.route_for(&bare, true, |route| route.matches(path, false));
+        let by_string = self.route_for(&bare, true, |route| route.matches(path, true));
+        if by_segments != by_string {
+            return Err(Ambiguity::Path);
+        }
+        // Read as sent only where that can differ: the request's host has a port or a
+        // trailing dot, or a route's host names a port.
+        if !bare.is_empty() && (authority.len() != bare.len() || self.routes.iter().any(|r| r.host != r.bare_host)) {
+            let sent = authority.to_ascii_lowercase();
+            let as_sent = [false, true].map(|plain| self.route_for(&sent, false, |route| route.matches(path, plain)));
+            if as_sent.iter().any(|p| *p != by_segments) {
+                return Err(Ambiguity::Host);
+            }
+        }
+        Ok(by_segments)
     }
 
-    /// The host routes are matched on. Most configurations route by path only: then no
-    /// host is normalised on every request.
+    /// The host routes are matched on, without port or trailing dot. Most configurations
+    /// route by path only: then no host is normalised on every request.
     fn route_host(&self, authority: &str) -> String {
         if self.routes.iter().any(|r| r.host.is_some()) {
             bare_host(authority)
@@ -332,16 +350,21 @@ impl Settings {
         }
     }
 
-    /// The first route (in `host_rank` order, as parsed) for the host whose path matches.
-    fn route_for(&self, host: &str, path_matches: impl Fn(&RoutePath) -> bool) -> usize {
-        self.routes.iter().find(|r| host_matches(r.host.as_deref(), host) && path_matches(&r.path)).map(|r| r.profile).unwrap_or(0)
+    /// The first route (in `host_rank` order, as parsed) for the host whose path matches;
+    /// `bare`: `host` is the normalised reading, compared with the routes' bare hosts.
+    fn route_for(&self, host: &str, bare: bool, path_matches: impl Fn(&RoutePath) -> bool) -> usize {
+        self.routes
+            .iter()
+            .find(|r| host_matches(if bare { r.bare_host.as_deref() } else { r.host.as_deref() }, host) && path_matches(&r.path))
+            .map(|r| r.profile)
+            .unwrap_or(0)
     }
 
     /// Every profile that may serve requests to `authority`, whatever the path: the
     /// candidates for a callback or logout path that several routes share.
     pub fn profiles_for_host(&self, authority: &str) -> Vec<usize> {
         let host = bare_host(authority);
-        let mut out: Vec<usize> = self.routes.iter().filter(|r| host_matches(r.host.as_deref(), &host)).map(|r| r.profile).collect();
+        let mut out: Vec<usize> = self.routes.iter().filter(|r| host_matches(r.bare_host.as_deref(), &host)).map(|r| r.profile).collect();
         out.push(0);
         out
     }
@@ -354,7 +377,14 @@ impl Settings {
     }
 }
 
-fn bare_host(authority: &str) -> String {
+/// Why `unambiguous_profile_for` cannot pick a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ambiguity {
+    Path,
+    Host,
+}
+
+pub(crate) fn bare_host(authority: &str) -> String {
     let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(authority);
     // `app.example.com.` is the same host as `app.example.com` (a fully qualified name).
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
@@ -371,6 +401,15 @@ fn host_matches(pattern: Option<&str>, host: &str) -> bool {
 }
 
 impl Profile {
+    /// The profile as the configuration names it: `the top level` or `routes[<n>]`.
+    pub fn label(&self) -> &str {
+        if self.name == "default" {
+            "the top level"
+        } else {
+            &self.name
+        }
+    }
+
     /// The `max_age` sent to the IdP (`auth_query_params`), in seconds.
     pub fn max_age(&self) -> Option<u64> {
         self.auth_query_params.iter().find(|(k, _)| k == "max_age").and_then(|(_, v)| v.as_deref()?.parse().ok())

@@ -52,9 +52,15 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
             let rf = Fields::new(overrides, &prefix);
             let host = rf.optional_string("host")?.map(|h| h.to_ascii_lowercase());
             if let Some(h) = &host {
-                let bare = h.strip_prefix("*.").unwrap_or(h);
-                if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-                    return Err(ConfigError::new(&format!("{prefix}host"), "must be a host name such as `app.example.com` or `*.example.com` (no scheme, port or path)"));
+                let (name, port) = h.rsplit_once(':').map_or((h.as_str(), None), |(n, p)| (n, Some(p)));
+                let name = name.strip_prefix("*.").unwrap_or(name);
+                let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+                if !name_ok || !port_ok {
+                    return Err(ConfigError::new(
+                        &format!("{prefix}host"),
+                        "must be a host name such as `app.example.com` or `*.example.com`, with the port when clients send one (`app.example.com:8443`); no scheme or path",
+                    ));
                 }
             }
             let path = route_path(&rf, &prefix)?;
@@ -67,13 +73,19 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
                     merged.insert(k.clone(), v.clone());
                 }
             }
+            // The top level's extra token issuers were chosen for its own issuer: a route
+            // with another IdP trusts only the validators it names itself.
+            if overrides.contains_key("issuer") && !overrides.contains_key("bearer_validators") {
+                merged.remove("bearer_validators");
+            }
             let name = format!("routes[{i}]");
             let mut profile = parse_profile(&Fields::new(&merged, &prefix), &name, secrets, &mut settings.providers)?;
             if !overrides.contains_key("cookie_name") {
                 // Two routes on one host must not overwrite each other's session.
                 profile.cookie.name = format!("{}-{}", profile.cookie.name, i.saturating_add(1));
             }
-            settings.routes.push(Route { host, path, profile: settings.profiles.len() });
+            let bare_host = host.as_deref().map(super::bare_host);
+            settings.routes.push(Route { host, bare_host, path, profile: settings.profiles.len() });
             settings.profiles.push(profile);
         }
         // Stable, so that the order written still decides among routes of the same host
@@ -86,7 +98,27 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
         }
         settings.routes = ordered;
     }
+    check_cookie_names(&settings)?;
     Ok(settings)
+}
+
+/// A profile's cookies are `<name>`, `<name>_<n>` (chunks) and `<name>_tx.<id>` (logins):
+/// a name that is another profile's name followed by `_` would read that profile's
+/// cookies as its own, and each login would clear the other's session.
+fn check_cookie_names(settings: &Settings) -> Result<(), ConfigError> {
+    for (i, a) in settings.profiles.iter().enumerate() {
+        for b in &settings.profiles {
+            let (short, long) = (&b.cookie.name, &a.cookie.name);
+            if long.len() > short.len() && long.starts_with(short.as_str()) && long.as_bytes().get(short.len()) == Some(&b'_') {
+                let field = if i == 0 { "cookie_name".to_string() } else { format!("{}.cookie_name", a.name) };
+                return Err(ConfigError::new(
+                    &field,
+                    format!("`{long}` starts with `{short}_`, the prefix of the session chunks and login cookies of {}: choose a name that does not", b.label()),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A route's `path_prefix` (default `/`) or `path_exact`.
@@ -517,7 +549,7 @@ fn claim_path(f: &Fields<'_>, field: &str, path: &str) -> Result<Vec<String>, Co
 }
 
 /// Headers the filter owns: a claim header may not replace them.
-const RESERVED_HEADERS: [&str; 6] = ["authorization", "cookie", "host", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"];
+const RESERVED_HEADERS: [&str; 7] = ["authorization", "cookie", "host", "x-auth-request-user", "x-auth-request-email", "x-auth-request-issuer", "x-auth-request-access-token"];
 
 /// Headers that steer the connection, the message framing, Envoy or the proxies behind it:
 /// a claim there would let an IdP-side value (a group name) change how the request is

@@ -38,7 +38,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "client_key_id", kind: "string", default: "none", doc: "With `private_key_jwt`: the `kid` of the assertion's header, as registered at the IdP." },
     FieldDoc { name: "client_assertion_audience", kind: "string", default: "`token_endpoint`", doc: "The `aud` of `client_secret_jwt` / `private_key_jwt` assertions: `token_endpoint` (its URL, what most IdPs expect) or `issuer` (the IdP's issuer alone, which no other server accepts: the current advice against audience injection, where the IdP supports it)." },
     FieldDoc { name: "client_key_x5t", kind: "string", default: "none", doc: "With `private_key_jwt`: the `x5t` of the assertion's header, the base64url SHA-1 thumbprint of the key's certificate (Entra ID identifies certificate credentials so)." },
-    FieldDoc { name: "redirect_path", kind: "string (path)", default: "`/oauth2/callback`", doc: "The callback path the IdP redirects back to; the redirect URI is built from the request's scheme (`X-Forwarded-Proto` first) and host." },
+    FieldDoc { name: "redirect_path", kind: "string (path)", default: "`/oauth2/callback`", doc: "The callback path the IdP redirects back to; the redirect URI is built from the request's scheme (`X-Forwarded-Proto` first) and host. Routes of different issuers on one host should not share it: a shared callback requires the `iss` response parameter (RFC 9207)." },
     FieldDoc { name: "redirect_uri", kind: "string (URL)", default: "built per request", doc: "An absolute redirect URI that replaces the one built from the request; its path must be `redirect_path`." },
     FieldDoc { name: "scopes", kind: "list of strings", default: "`[\"openid\",\"profile\",\"email\"]`", doc: "Scopes to request; `openid` is always added." },
     FieldDoc { name: "auth_query_params", kind: "map of string to list of strings", default: "`{}`", doc: "Extra authorization request parameters: one value gives `k=v`, an empty list a bare `k`, several values repeat the key. With `max_age` (one number of seconds) the ID token must carry an `auth_time` no older than that (OIDC Core 3.1.2.1)." },
@@ -63,7 +63,7 @@ pub const FIELDS: &[FieldDoc] = &[
     // Cookies and sessions.
     FieldDoc { name: "cookie_secret", kind: "secret (base64)", default: "required (or `cookie_secrets`)", doc: "Base64 of 32 random bytes (`openssl rand -base64 32`); seals the session and login cookies." },
     FieldDoc { name: "cookie_secrets", kind: "list of secrets", default: "none", doc: "Several cookie secrets for rotation: the first seals, all open. Replaces `cookie_secret`." },
-    FieldDoc { name: "cookie_name", kind: "string", default: "`oidc_edge`", doc: "Base name of the session cookie (`<name>`, or `<name>_0`, `<name>_1`, … when split); login cookies are `<name>_tx.<id>`. `__Host-` is prepended over https when no domain is set." },
+    FieldDoc { name: "cookie_name", kind: "string", default: "`oidc_edge`", doc: "Base name of the session cookie (`<name>`, or `<name>_0`, `<name>_1`, … when split); login cookies are `<name>_tx.<id>`. `__Host-` is prepended over https when no domain is set. A name starting with another profile's name and `_` is refused." },
     FieldDoc { name: "cookie_domain", kind: "string", default: "none (host-only)", doc: "The cookies' `Domain`; without it cookies are host-only and use the `__Host-` prefix over https." },
     FieldDoc { name: "cookie_same_site", kind: "string", default: "`lax`", doc: "`lax`, `strict` or `none` (`none` implies `Secure`)." },
     FieldDoc { name: "session_lifetime", kind: "duration", default: "`8h`", doc: "The longest a session lasts after login, whatever the tokens say (5 minutes to 30 days)." },
@@ -73,7 +73,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "login_path", kind: "string (path)", default: "`/oauth2/login`", doc: "Starts a login on request (OIDC Core 4, third-party initiated login): a GET with optional `target_link_uri` (where to land after login, on this site only), `login_hint`, and `iss` (must be `issuer`)." },
     FieldDoc { name: "post_logout_redirect_uri", kind: "string (URL)", default: "`/` on this host", doc: "Where the IdP sends the browser after logout (register it at the IdP)." },
     // Several applications.
-    FieldDoc { name: "routes", kind: "list of objects", default: "`[]`", doc: "Further relying parties by `host` (exact, or `*.example.com`) and optional `path_prefix` or `path_exact`, each overriding any key above. Exact hosts are tried first, then wildcards (longest first), then routes without a host, each in the order written; no match uses the top level." },
+    FieldDoc { name: "routes", kind: "list of objects", default: "`[]`", doc: "Further relying parties by `host` (exact, or `*.example.com`; with the port clients send when not the default, `app.example.com:8443`) and optional `path_prefix` or `path_exact`, each overriding any key above. Exact hosts are tried first, then wildcards (longest first), then routes without a host, each in the order written; no match uses the top level. A host whose spelling as sent (port, trailing dot) selects another route than without it gets 400 `host_ambiguous`; a route with its own `issuer` does not inherit `bearer_validators`." },
 ];
 
 pub(super) fn check_known(map: &Map<String, Value>, prefix: &str, extra: &[&str]) -> Result<(), ConfigError> {

@@ -163,6 +163,11 @@ fn errors_name_the_field() {
         (json!({"routes": [{"path_exact": "a"}]}), "routes[0].path_exact", "absolute path"),
         (json!({"routes": [{"path_exact": "/a;b"}]}), "routes[0].path_exact", "without `%`"),
         (json!({"routes": [{"host": "https://a"}]}), "routes[0].host", "host name"),
+        (json!({"routes": [{"host": "a.example.com:"}]}), "routes[0].host", "with the port"),
+        (json!({"routes": [{"host": "a.example.com", "cookie_name": "oidc_edge_1"}]}), "routes[0].cookie_name", "of the top level"),
+        (json!({"cookie_name": "app_tx", "routes": [{"host": "a.example.com", "cookie_name": "app"}]}), "cookie_name", "of routes[0]"),
+        (json!({"routes": [{"host": "a.example.com:123456"}]}), "routes[0].host", "with the port"),
+        (json!({"routes": [{"host": "a.example.com:80:80"}]}), "routes[0].host", "host name"),
         (json!({"routes": [{"host": "a.example.com", "client_idd": "x"}]}), "routes[0].client_idd", "did you mean `client_id`"),
         (json!({"routes": [{"host": "a.example.com", "routes": []}]}), "routes[0].routes", "nested"),
         (json!({"routes": [{"host": "a.example.com", "cookie_secret": "x"}]}), "routes[0].cookie_secret", "base64"),
@@ -325,6 +330,45 @@ fn routes_override_and_share_providers() {
 }
 
 #[test]
+fn a_host_whose_spelling_as_sent_selects_another_route_is_ambiguous() {
+    // Envoy picks a virtual host on the Host as sent, port and trailing dot included (unless
+    // told to strip them): `public.example.com:443` is not its `public.example.com`.
+    let s = with(json!({
+        "routes": [
+            {"host": "public.example.com", "pass_through_paths": ["/"]},
+            {"host": "dev.example.com:8443", "client_id": "dev"},
+            {"host": "*.apps.example.com", "client_id": "apps"},
+            {"path_prefix": "/admin", "client_id": "admin"},
+        ]
+    }))
+    .unwrap();
+    use crate::config::Ambiguity::{Host, Path};
+    let cases: [(&str, &str, Result<usize, crate::config::Ambiguity>); 14] = [
+        ("public.example.com", "/x", Ok(1)),
+        ("PUBLIC.example.com", "/x", Ok(1)),
+        ("public.example.com:443", "/x", Err(Host)),
+        ("public.example.com.", "/x", Err(Host)),
+        ("public.example.com.:443", "/x", Err(Host)),
+        ("public.example.com:", "/x", Err(Host)),
+        ("dev.example.com:8443", "/x", Ok(2)),
+        ("dev.example.com", "/x", Err(Host)),
+        ("dev.example.com:9443", "/x", Err(Host)),
+        ("a.apps.example.com", "/x", Ok(3)),
+        ("a.apps.example.com:443", "/x", Err(Host)),
+        // A host no route names reads the same either way: the host-less routes and the top level.
+        ("other.example.com:8080", "/admin/x", Ok(4)),
+        ("other.example.com.", "/x", Ok(0)),
+        ("other.example.com", "/adminx", Err(Path)),
+    ];
+    for (authority, path, expected) in cases {
+        assert_eq!(s.unambiguous_profile_for(authority, path), expected, "{authority} {path}");
+    }
+    // Without host routes, the host is never read.
+    let s = with(json!({"routes": [{"path_prefix": "/admin/"}]})).unwrap();
+    assert_eq!(s.unambiguous_profile_for("x.example.com.:1", "/admin/y"), Ok(1));
+}
+
+#[test]
 fn routes_are_tried_by_host_specificity_as_envoy_picks_virtual_hosts() {
     // Written wildcard-first: Envoy still sends admin.example.com to its own virtual host.
     let s = with(json!({
@@ -357,7 +401,7 @@ fn exact_routes_cover_one_path() {
         ]
     }))
     .unwrap();
-    let client = |path: &str| s.unambiguous_profile_for("h", path).map(|p| s.profiles[p].client_id.clone());
+    let client = |path: &str| s.unambiguous_profile_for("h", path).ok().map(|p| s.profiles[p].client_id.clone());
     assert_eq!(client("/docs").as_deref(), Some("docs"));
     assert_eq!(client("/").as_deref(), Some("root"));
     assert_eq!(client("/docs/secret").as_deref(), Some("docs-tree"), "not below an exact path");
@@ -400,4 +444,20 @@ fn private_key_jwt_takes_the_key_and_its_names() {
     let e = with(json!({"client_key_x5t": "AAAA"})).unwrap_err();
     assert_eq!(e.field, "client_key_x5t");
     assert!(e.message.contains("SHA-1 thumbprint"), "{e:?}");
+}
+
+#[test]
+fn a_route_with_another_issuer_does_not_inherit_the_top_levels_bearer_validators() {
+    let v = json!([{"issuer": "https://sts.windows.net/t/", "audiences": ["api://x"], "jwks_uri": "https://login.example.com/keys"}]);
+    let s = with(json!({
+        "bearer_validators": v,
+        "routes": [
+            {"path_prefix": "/same/"},
+            {"path_prefix": "/partner/", "issuer": "https://partner.example.com", "client_id": "p"},
+            {"path_prefix": "/partner-api/", "issuer": "https://partner.example.com", "client_id": "p", "bearer_validators": v},
+        ]
+    }))
+    .unwrap();
+    let validators = |i: usize| s.profiles[i].bearer.len();
+    assert_eq!((validators(0), validators(1), validators(2), validators(3)), (1, 1, 0, 1));
 }

@@ -20,7 +20,10 @@ impl Identity {
     pub fn from_claims(mut claims: Map<String, Value>, profile: &Profile, exp: UnixTime) -> Identity {
         apply_claim_map(&mut claims, profile);
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_string();
-        let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
+        // An address the IdP says it has not verified is anybody's claim: it is not passed
+        // on as the user's (absent `email_verified`: many access tokens carry none).
+        let unverified = matches!(claims.get("email_verified"), Some(Value::Bool(false))) || claims.get("email_verified").and_then(Value::as_str) == Some("false");
+        let email = claims.get("email").and_then(Value::as_str).filter(|_| !unverified).map(str::to_string);
         Identity { sub, email, claims, exp }
     }
 }
@@ -103,10 +106,15 @@ fn header_safe(text: &str) -> bool {
 }
 
 /// The identity headers set upstream (after the client's copies were removed).
-pub fn upstream_headers(identity: &Identity, profile: &Profile) -> Vec<(String, String)> {
-    let mut headers = Vec::with_capacity(profile.claim_headers.len().saturating_add(2));
+/// `with_issuer`: the configuration trusts several issuers, so `sub` alone does not name a
+/// user (OIDC Core 5.7: only `iss` and `sub` together do); the issuer goes along.
+pub fn upstream_headers(identity: &Identity, profile: &Profile, with_issuer: bool) -> Vec<(String, String)> {
+    let mut headers = Vec::with_capacity(profile.claim_headers.len().saturating_add(3));
     if header_safe(&identity.sub) {
         headers.push(("x-auth-request-user".to_string(), identity.sub.clone()));
+    }
+    if let Some(iss) = identity.claims.get("iss").and_then(Value::as_str).filter(|i| with_issuer && header_safe(i)) {
+        headers.push(("x-auth-request-issuer".to_string(), iss.to_string()));
     }
     if let Some(email) = identity.email.as_ref().filter(|e| header_safe(e)) {
         headers.push(("x-auth-request-email".to_string(), email.clone()));
@@ -173,7 +181,7 @@ mod tests {
         let id = Identity::from_claims(claims(), &p, 0);
         assert_eq!(id.claims["groups"], json!(["admins", "devs"]));
         assert_eq!(id.claims["role"], json!("owner"));
-        let h = upstream_headers(&id, &p);
+        let h = upstream_headers(&id, &p, false);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("x-auth-request-user"), Some("alice"));
         assert_eq!(get("x-auth-request-email"), Some("alice@example.com"));
@@ -214,7 +222,7 @@ mod tests {
             "claim_map": {"https://example.com/roles": {"editor": "writers"}},
         }));
         let id = Identity::from_claims(c, &p, 0);
-        let h = upstream_headers(&id, &p);
+        let h = upstream_headers(&id, &p, false);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("x-roles"), Some("writers,viewer"), "claim_map applies to namespaced claims too");
         assert_eq!(get("x-org"), Some("acme"), "the whole name wins over a nested reading");

@@ -306,6 +306,15 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
         None if metadata.iss_parameter_supported => {
             return fail(cx, 400, Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none", clear)
         }
+        None if rp.engine.callback_shared_across_issuers(&req.authority, rp.index) => {
+            return fail(
+                cx,
+                400,
+                Reason::IssParamMissing,
+                "the callback path is shared with a route of another issuer, so the response must name its issuer (RFC 9207; RFC 9700 4.4 IdP mix-up): give this route its own redirect_path",
+                clear,
+            );
+        }
         _ => {}
     }
     if let Some(error) = params.error.as_deref() {

@@ -15,7 +15,7 @@ pub mod session;
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use crate::config::{Profile, ProviderConfig, Settings};
+use crate::config::{Ambiguity, Profile, ProviderConfig, Settings};
 use crate::entropy::Entropy;
 use crate::error::Reason;
 use crate::http::{HttpCall, LocalResponse};
@@ -224,7 +224,7 @@ pub struct Engine {
 }
 
 /// Headers the filter sets itself: a client's copies never reach the upstream.
-const IDENTITY_HEADERS: [&str; 4] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"];
+const IDENTITY_HEADERS: [&str; 5] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-issuer", "x-auth-request-access-token"];
 
 impl Engine {
     /// `seed`: 16 random bytes keying the verdict caches (the shell passes the host's CSPRNG).
@@ -260,6 +260,39 @@ impl Engine {
         &self.settings.providers
     }
 
+    /// Whether a profile of another issuer that may serve `authority` has the same callback
+    /// path as profile `index`: one redirect URI for two IdPs, where only the response's
+    /// `iss` tells which IdP sent it (RFC 9700 4.4.2, IdP mix-up).
+    pub(super) fn callback_shared_across_issuers(&self, authority: &str, index: usize) -> bool {
+        let Some(me) = self.settings.profiles.get(index) else { return false };
+        if !self.shared_paths.contains(&me.redirect_path) {
+            return false;
+        }
+        let issuer_of = |p: &Profile| self.settings.providers.get(p.provider).map(|x| x.issuer.as_str());
+        self.settings
+            .profiles_for_host(authority)
+            .into_iter()
+            .filter_map(|i| self.settings.profiles.get(i))
+            .any(|p| p.redirect_path == me.redirect_path && issuer_of(p) != issuer_of(me))
+    }
+
+    /// Configurations that work but weaken a defence, for the log at load.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let issuer_of = |p: &Profile| self.settings.providers.get(p.provider).map(|x| x.issuer.as_str()).unwrap_or_default();
+        for (i, a) in self.settings.profiles.iter().enumerate() {
+            for b in self.settings.profiles.iter().skip(i.saturating_add(1)) {
+                if a.redirect_path == b.redirect_path && issuer_of(a) != issuer_of(b) {
+                    out.push(format!(
+                        "oidc-edge configuration: {} ({}) and {} ({}) share the callback path `{}`: where both serve one host, a login there succeeds only if the identity provider sends `iss` in its response (RFC 9207), which defends against IdP mix-up (RFC 9700 4.4); give each issuer its own `redirect_path` (and register it) to accept IdPs that do not",
+                        a.label(), issuer_of(a), b.label(), issuer_of(b), a.redirect_path
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The entry point for every request.
     pub fn on_request(&self, req: &RequestView, cx: &mut Context<'_>) -> Decision {
         // Rules meet the path as the application may read it, not only as sent. A path whose
@@ -272,12 +305,22 @@ impl Engine {
             Cow::Owned(decoded) => self.settings.unambiguous_profile_for(&req.authority, decoded),
             Cow::Borrowed(_) => route,
         };
-        let Some(by_route) = route.filter(|_| route == decoded_route) else {
-            log::info!(
-                "oidc-edge: refused `{}`: it belongs to another route decoded ({canonical:?}) or once a route's path_prefix is read as a plain prefix, as Envoy's `prefix` does (end the path_prefix with `/` to match only below it)",
-                req.path_only().escape_debug()
-            );
-            return Decision::Respond(pages::ambiguous_path());
+        let by_route = match (route, decoded_route) {
+            (Ok(a), Ok(b)) if a == b => a,
+            (Err(Ambiguity::Host), _) | (_, Err(Ambiguity::Host)) => {
+                log::info!(
+                    "oidc-edge: refused host `{}`: as sent (port or trailing dot included, as Envoy matches virtual hosts unless strip_any_host_port / strip_trailing_host_dot are set) it selects another route than without them; write the route's `host` with the port clients use (`app.example.com:8443`), or set strip_trailing_host_dot on the HTTP connection manager",
+                    req.authority.escape_debug()
+                );
+                return Decision::Respond(pages::ambiguous_host());
+            }
+            _ => {
+                log::info!(
+                    "oidc-edge: refused `{}`: it belongs to another route decoded ({canonical:?}) or once a route's path_prefix is read as a plain prefix, as Envoy's `prefix` does (end the path_prefix with `/` to match only below it)",
+                    req.path_only().escape_debug()
+                );
+                return Decision::Respond(pages::ambiguous_path());
+            }
         };
         let index = self.select_profile(req, by_route);
         let Some(rp) = self.rp(index) else {
@@ -629,7 +672,8 @@ impl Rp<'_> {
             Authorization::Set(auth) => fwd.add_headers.push(("authorization".into(), auth)),
             Authorization::None => {}
         }
-        fwd.add_headers.extend(identity::upstream_headers(identity, self.profile));
+        let several_issuers = self.engine.settings.providers.len() > 1;
+        fwd.add_headers.extend(identity::upstream_headers(identity, self.profile, several_issuers));
         debug_assert!(fwd.add_headers.iter().all(|(h, _)| self.engine.strip.contains(h)), "added headers must be stripped first");
         Decision::Forward(fwd)
     }

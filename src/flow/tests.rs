@@ -99,14 +99,34 @@ impl World {
     }
 
     /// Runs the refresher of provider 0 like the root context does on ticks.
+    /// `World::new` whose IdP's discovery document is `discovery()` with `patch` applied.
+    fn with_discovery(extra: Value, patch: Value) -> World {
+        let mut w = World::new(extra);
+        w.store = MemoryStore::default();
+        w.views = vec![View::default(); w.engine.settings.providers.len()];
+        let jwks = json!({"keys": [w.idp.public.clone()]});
+        w.load_provider_with(&jwks, &patch);
+        w
+    }
+
     fn load_provider(&mut self, jwks: &Value) {
+        self.load_provider_with(jwks, &json!({}));
+    }
+
+    fn load_provider_with(&mut self, jwks: &Value, discovery_patch: &Value) {
         for _ in 0..4 {
             let cfg = &self.engine.settings.providers[0];
             let keys = &self.engine.provider_keys[0];
             let r = Refresher { provider: cfg, keys, me: "vm" };
             let Some(plan) = r.poll(&mut self.store, self.now) else { break };
             let body = match plan.target {
-                crate::lifecycle::Target::Discovery => discovery(),
+                crate::lifecycle::Target::Discovery => {
+                    let mut d = discovery();
+                    for (k, v) in discovery_patch.as_object().into_iter().flatten() {
+                        d[k] = v.clone();
+                    }
+                    d
+                }
                 crate::lifecycle::Target::Jwks => jwks.clone(),
             };
             let resp = CallResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() };
@@ -1060,11 +1080,13 @@ fn a_path_prefix_ending_in_a_slash_covers_only_what_is_below_it() {
 }
 
 #[test]
-fn a_fully_qualified_host_name_selects_its_route() {
+fn a_host_spelled_with_a_port_or_trailing_dot_never_gets_another_routes_rules() {
     let mut w = World::new(json!({"routes": [{"host": "admin.example.com", "require": [{"claim": "sub", "one_of": ["root"]}]}]}));
     let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "alice", "aud": "app", "exp": T0 + 300}));
     let auth = format!("Bearer {token}");
-    for host in ["admin.example.com", "ADMIN.example.com:443", "admin.example.com.", "admin.example.com.:8443"] {
+    // Envoy routes these spellings to another virtual host than `admin.example.com` unless
+    // it strips them: the filter cannot tell which, so it refuses rather than guess.
+    for (host, status) in [("admin.example.com", 403), ("ADMIN.example.com", 403), ("ADMIN.example.com:443", 400), ("admin.example.com.", 400), ("admin.example.com.:8443", 400)] {
         let r = RequestView::from_headers(vec![
             (":method".into(), b"GET".to_vec()),
             (":scheme".into(), b"https".to_vec()),
@@ -1072,7 +1094,9 @@ fn a_fully_qualified_host_name_selects_its_route() {
             (":path".into(), b"/x".to_vec()),
             ("authorization".into(), auth.as_bytes().to_vec()),
         ]);
-        assert_eq!(respond(w.request(&r)).status, 403, "{host}");
+        let resp = respond(w.request(&r));
+        assert_eq!(resp.status, status, "{host}");
+        assert!(status != 400 || resp.body.contains("host_ambiguous"), "{}", resp.body);
     }
 }
 
@@ -1596,4 +1620,61 @@ fn a_form_submitted_without_a_session_gets_a_sign_in_page_not_json_or_a_redirect
     // A fetch() POST (mode cors) is not a navigation.
     let r = respond(w.request(&req("POST", "/app/save", &[("sec-fetch-mode", "cors"), HTML])));
     assert!(header(&r, "content-type").is_some_and(|t| t.starts_with("application/json")));
+}
+
+#[test]
+fn a_callback_path_shared_with_another_issuers_route_needs_the_iss_parameter() {
+    // RFC 9700 4.4 (IdP mix-up): with one redirect URI for two IdPs, only `iss` says which
+    // IdP sent a response; an IdP that does not advertise RFC 9207 is then still held to it.
+    let no_iss = json!({"authorization_response_iss_parameter_supported": false});
+    let partner = json!({"routes": [{"path_prefix": "/partner/", "issuer": "https://partner.example.com", "client_id": "p"}]});
+    for (extra, iss_required) in [(partner.clone(), true), (json!({}), false)] {
+        let mut w = World::with_discovery(extra, no_iss.clone());
+        let s = start_login(&mut w, "/some/page");
+        let d = callback(&mut w, &s, &format!("code=c0de&state={}", s.state));
+        if iss_required {
+            let r = respond(d);
+            assert_eq!(r.status, 400);
+            assert!(r.body.contains("iss_param_missing"), "{}", r.body);
+            assert!(w.events.contains(&Event::LoginFailed(Reason::IssParamMissing)));
+            assert_eq!(w.engine.warnings().len(), 1, "the shared callback is named at load");
+        } else {
+            assert!(matches!(d, Decision::Call(..)), "one issuer: no iss needed where the IdP does not send it: {d:?}");
+            assert!(w.engine.warnings().is_empty());
+        }
+    }
+    // With its issuer, the response goes on to the code exchange.
+    let mut w = World::with_discovery(partner, no_iss);
+    let s = start_login(&mut w, "/some/page");
+    let d = callback(&mut w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
+    assert!(matches!(d, Decision::Call(..)), "{d:?}");
+}
+
+#[test]
+fn with_several_issuers_the_issuer_goes_upstream_and_an_unverified_email_never_does() {
+    let idp = Idp::new("idp-keys.json");
+    let sts = "https://sts.example.com/";
+    let mut w = World::new(json!({"bearer_validators": [{"issuer": sts, "audiences": ["api"], "jwks": {"keys": [idp.public.clone()]}}]}));
+    w.sync();
+    let forged = ("x-auth-request-issuer", "https://evil.example");
+    for (iss, aud) in [(ISSUER, "app"), (sts, "api")] {
+        let token = w.idp.sign(&json!({"iss": iss, "sub": "alice", "aud": aud, "exp": T0 + 300, "email": "alice@example.com", "email_verified": false}));
+        let f = forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}")), forged])));
+        assert!(f.remove_headers.contains(&"x-auth-request-issuer".to_string()), "the client's copy goes");
+        assert!(f.add_headers.contains(&("x-auth-request-issuer".to_string(), iss.to_string())), "{iss}: {:?}", f.add_headers);
+        assert!(f.add_headers.iter().all(|(h, _)| h != "x-auth-request-email"), "email_verified false: {:?}", f.add_headers);
+    }
+    // One issuer: sub names the user; the header is not sent, but a client's copy is still removed.
+    let mut w = World::new(json!({}));
+    for verified in [json!(true), json!("true"), Value::Null] {
+        let mut claims = json!({"iss": ISSUER, "sub": "bob", "aud": "app", "exp": T0 + 300, "email": "bob@example.com"});
+        if !verified.is_null() {
+            claims["email_verified"] = verified.clone();
+        }
+        let token = w.idp.sign(&claims);
+        let f = forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}")), forged])));
+        assert!(f.remove_headers.contains(&"x-auth-request-issuer".to_string()));
+        assert!(f.add_headers.iter().all(|(h, _)| h != "x-auth-request-issuer"));
+        assert!(f.add_headers.contains(&("x-auth-request-email".to_string(), "bob@example.com".to_string())), "{verified}");
+    }
 }

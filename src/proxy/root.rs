@@ -194,6 +194,9 @@ impl RootContext for Root {
         let mut seed = [0u8; 16];
         HostEntropy.fill(&mut seed);
         let engine = Engine::new(settings, seed);
+        for warning in engine.warnings() {
+            log::warn!("{warning}");
+        }
         let views = vec![View::default(); engine.settings.providers.len()];
         let shared = Shared {
             engine,

@@ -10,6 +10,7 @@ unchanged and the identity headers set by the filter alone.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -610,6 +611,45 @@ def test_a_path_that_reads_as_two_routes_is_refused(two_routes, path):
         assert r.status_code == 400 and "path_ambiguous" in r.text, (path, r.status_code, r.text[:300])
     assert settled_count(two_routes) == before, f"{path} reached the application"
     assert raw_call(two_routes, "/public/x").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def host_routes():
+    """A host route that is open (an application without login) beside a protected top
+    level, as `oidc-edge render` makes for an Ingress without annotations."""
+    s = Stack(name="bearer-host-routes", plugin_config_overrides={
+        "routes": [{"host": "public.example.com", "pass_through_paths": ["/"]}]})
+    try:
+        s.wait_filter_ready(30)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("host,status", [
+    ("public.example.com", 200),
+    # Envoy strips the trailing dot (strip_trailing_host_dot, as shipped): the same host.
+    ("public.example.com.", 200),
+    # Envoy matches virtual hosts with the port: another virtual host than the route's.
+    ("public.example.com:443", 400), ("PUBLIC.example.com:8443", 400), ("public.example.com.:80", 400),
+    ("admin.example.com", 401), ("admin.example.com:443", 401),
+])
+def test_a_host_spelled_with_a_port_never_gets_an_open_routes_rules(host_routes, host, status):
+    before = host_routes.upstream_count()
+    conn = http.client.HTTPConnection("127.0.0.1", host_routes.envoy_port, timeout=10)
+    try:
+        conn.putrequest("GET", "/x", skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        conn.putheader("Accept", "application/json")
+        conn.endheaders()
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+    finally:
+        conn.close()
+    assert r.status == status, (host, r.status, body[:300])
+    if status == 400:
+        assert "host_ambiguous" in body, body[:300]
+    assert settled_count(host_routes) == before + (1 if status == 200 else 0), host
 
 
 def test_claim_headers_of_every_route_are_stripped_on_every_route(raw_paths):

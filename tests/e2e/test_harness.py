@@ -546,6 +546,8 @@ def test_every_shipped_envoy_config_puts_the_guard_right_after_the_filter(name, 
         assert names[-3:] == ["oidc-edge", "oidc-edge-guard", "envoy.filters.http.router"], names
         # The filter's path rules, the router and the application read one path.
         assert hcm.get("normalize_path") is True and hcm.get("merge_slashes") is True, name
+        # A fully qualified host name selects the route of its plain name (no host_ambiguous).
+        assert hcm.get("strip_trailing_host_dot") is True, name
         guard = hcm["http_filters"][-2]["typed_config"]
         assert guard["@type"].endswith(".rbac.v3.RBAC") and guard["rules"]["action"] == "ALLOW"
         (policy,) = guard["rules"]["policies"].values()

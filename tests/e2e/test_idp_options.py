@@ -9,7 +9,7 @@ import pytest
 
 from http_util import jwt_payload
 from oidc_login import call_callback, complete_at_idp, login, new_browser, start_login
-from stack import CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, ROOT, Stack
+from stack import CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, ROOT, Stack, free_ports
 
 JWT_CLIENT_SECRET = "test-secret-for-client-secret-jwt-0123456789"
 HTML = {"Accept": "text/html"}
@@ -169,9 +169,11 @@ def test_forward_token(make, mode):
 
 
 def test_routes_by_host_and_path(make):
-    s = make("opt-routes", plugin_config_overrides={
+    # The route's host carries the port clients send, as Envoy matches virtual hosts.
+    port = free_ports(1)[0]
+    s = make("opt-routes", ports={"envoy": port}, plugin_config_overrides={
         "routes": [
-            {"host": "localhost", "client_id": f"{CLIENT_ID}-post", "token_endpoint_auth": "client_secret_post",
+            {"host": f"localhost:{port}", "client_id": f"{CLIENT_ID}-post", "token_endpoint_auth": "client_secret_post",
              "audiences": [f"{CLIENT_ID}-post"]},
             {"path_prefix": "/admin", "require": [{"claim": "sub", "one_of": ["root"]}]},
         ]})

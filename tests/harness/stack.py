@@ -443,7 +443,7 @@ class Stack:
             UPSTREAM_PORT=self.ports["upstream"],
             ACCESS_LOG=_yaml_quote(str(self.artifacts / "access.log")),
             HTTP_FILTERS=filters,
-            PATH_NORMALIZATION="          normalize_path: true\n          merge_slashes: true" if self.normalize_paths else "",
+            PATH_NORMALIZATION="          normalize_path: true\n          merge_slashes: true\n          strip_trailing_host_dot: true" if self.normalize_paths else "",
         )
 
     def _redirect_args(self) -> list[str]:
