@@ -4,6 +4,8 @@ SHELL := /bin/bash
 
 WASM_TARGET := wasm32-wasip1
 WASM        := dist/oidc_edge.wasm
+# Cargo's output folder (CARGO_TARGET_DIR when set, as cargo itself reads it).
+TARGET_DIR  := $(or $(CARGO_TARGET_DIR),target)
 VENV        := .venv
 PY          := $(VENV)/bin/python
 ENVOY       := $(VENV)/bin/envoy
@@ -24,7 +26,7 @@ wasm-target:
 $(WASM): wasm-target FORCE
 	cargo build --release --target $(WASM_TARGET) -p oidc-edge --lib
 	@mkdir -p dist
-	@python3 tools/trim_exports.py target/$(WASM_TARGET)/release/oidc_edge.wasm $(WASM)
+	@python3 tools/trim_exports.py $(TARGET_DIR)/$(WASM_TARGET)/release/oidc_edge.wasm $(WASM)
 	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
 
 FORCE:
@@ -103,8 +105,8 @@ demo: build venv node
 
 ## bench: no filter vs Envoy jwt_authn vs oidc-edge (bearer, session) through one Envoy with wrk,
 ## plus the cost of one RS256 verification in wasm; prints a table, asserts nothing
-BENCH_WASM := target/$(WASM_TARGET)/release/examples/verify_bench.wasm
-FLOW_WASM  := target/$(WASM_TARGET)/release/examples/flow_bench.wasm
+BENCH_WASM := $(TARGET_DIR)/$(WASM_TARGET)/release/examples/verify_bench.wasm
+FLOW_WASM  := $(TARGET_DIR)/$(WASM_TARGET)/release/examples/flow_bench.wasm
 bench: build setup bench-tools
 	cargo build --release --target $(WASM_TARGET) --example verify_bench --example flow_bench --quiet
 	$(PY) bench/run.py --verify-wasm $(BENCH_WASM) --flow-wasm $(FLOW_WASM) $(BENCH_ARGS)

@@ -56,7 +56,7 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
                             "configuration",
                             map([("@type", s("type.googleapis.com/google.protobuf.StringValue")), ("value", s(format!("{json}\n")))]),
                         ),
-                        ("failure_policy", s("FAIL_CLOSED")),
+                        ("failure_policy", s("FAIL_RELOAD")),
                     ]),
                 ),
             ]),

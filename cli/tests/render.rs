@@ -100,7 +100,7 @@ fn one_app_envoy_golden_and_structure() {
     assert_eq!(str_at(f, "typed_config.config.vm_config.runtime"), "envoy.wasm.runtime.v8");
     assert_eq!(str_at(f, "typed_config.config.vm_config.code.local.filename"), "/etc/envoy/oidc_edge.wasm");
     assert_eq!(str_at(f, "typed_config.config.configuration.@type"), "type.googleapis.com/google.protobuf.StringValue");
-    assert_eq!(str_at(f, "typed_config.config.failure_policy"), "FAIL_CLOSED");
+    assert_eq!(str_at(f, "typed_config.config.failure_policy"), "FAIL_RELOAD");
     // The guard follows the filter: only requests the filter marked as checked pass.
     let g = at(&d[0], "http_filters.1");
     assert_eq!(str_at(g, "typed_config.@type"), "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC");

@@ -129,9 +129,9 @@ impl<'a> Fields<'a> {
             None => return Ok(None),
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => parse_duration(s),
-            Some(other) => return Err(self.err(name, format!("must be a duration such as \"1h\" or a number of seconds, got {}", kind_of(other)))),
+            Some(other) => return Err(self.err(name, format!("must be a duration such as \"1h\" or a whole number of seconds, got {}", kind_of(other)))),
         };
-        let secs = secs.ok_or_else(|| self.err(name, "must be a duration such as \"30s\", \"15m\", \"1h\", \"7d\" or a number of seconds"))?;
+        let secs = secs.ok_or_else(|| self.err(name, "must be a duration such as \"30s\", \"15m\", \"1h\", \"7d\" or a whole number of seconds"))?;
         if secs < min || secs > max {
             return Err(self.err(name, format!("must be between {} and {}", human(min), human(max))));
         }

@@ -553,15 +553,16 @@ const RESERVED_HEADERS: [&str; 7] = ["authorization", "cookie", "host", "x-auth-
 
 /// Headers that steer the connection, the message framing, Envoy or the proxies behind it:
 /// a claim there would let an IdP-side value (a group name) change how the request is
-/// carried or whom it is attributed to. `x-envoy-*` and browsers' `sec-*` go by prefix.
-const TRANSPORT_HEADERS: [&str; 20] = [
+/// carried or whom it is attributed to. `x-envoy-*`, `x-forwarded-*` (proxies' facts about
+/// the client: `X-Forwarded-Client-Cert` is its certificate's identity) and browsers'
+/// `sec-*` go by prefix.
+const TRANSPORT_HEADERS: [&str; 16] = [
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
-    "content-type", "content-encoding", "expect", "proxy-authorization", "set-cookie", "forwarded", "x-forwarded-for",
-    "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-request-id",
+    "content-type", "content-encoding", "expect", "proxy-authorization", "set-cookie", "forwarded", "x-real-ip", "x-request-id",
 ];
 
 fn is_transport_header(lower: &str) -> bool {
-    TRANSPORT_HEADERS.contains(&lower) || lower.starts_with("x-envoy-") || lower.starts_with("sec-")
+    TRANSPORT_HEADERS.contains(&lower) || ["x-envoy-", "x-forwarded-", "sec-"].iter().any(|p| lower.starts_with(p))
 }
 
 

@@ -138,6 +138,8 @@ fn errors_name_the_field() {
         (json!({"claim_headers": {"Keep-Alive": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"X-Forwarded-For": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"x-envoy-upstream-rq-timeout-ms": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"X-Forwarded-Client-Cert": "sub"}}), "claim_headers", "steers the connection"),
+        (json!({"claim_headers": {"X-Forwarded-Prefix": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"Sec-WebSocket-Protocol": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"TE": "sub"}}), "claim_headers", "steers the connection"),
         (json!({"claim_headers": {"X-A": "a..b"}}), "claim_headers", "claim path"),

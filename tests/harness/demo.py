@@ -118,7 +118,8 @@ def main() -> int:
         return 0
     except (StackError, LoginError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
-        if "Address already in use" in str(exc):
+        # Envoy says "Address already in use", Node (the IdP, the app) EADDRINUSE.
+        if any(t in str(exc).lower() for t in ("address already in use", "eaddrinuse")):
             print("a port of the demo is taken: pick others with the OIDC_EDGE_DEMO_*_PORT variables "
                   "(`.venv/bin/python tests/harness/demo.py --help`)", file=sys.stderr)
         if stack is not None:
