@@ -32,7 +32,7 @@ pub enum Kind {
     PathList,
     /// An Envoy cluster name.
     ClusterName,
-    /// `id_token` or `access_token`.
+    /// `id_token`, `access_token` or `none`.
     ForwardToken,
 }
 
@@ -158,7 +158,7 @@ pub const ANNOTATIONS: &[Annotation] = &[
         need: Need::Optional,
         default: Some(r#""id_token""#),
         example: "access_token",
-        doc: "Which token goes upstream in `Authorization: Bearer`: `id_token` or `access_token`.",
+        doc: "Which token goes upstream in `Authorization: Bearer`: `id_token`, `access_token` or `none`.",
     },
     Annotation {
         name: "claim-headers",
@@ -352,8 +352,8 @@ pub fn parse(kind: Kind, raw: &str) -> Result<Value, String> {
             }
         }
         Kind::ForwardToken => match v {
-            "id_token" | "access_token" => Ok(json!(v)),
-            other => Err(format!("`{other}` is not supported; expected `id_token` or `access_token`")),
+            "id_token" | "access_token" | "none" => Ok(json!(v)),
+            other => Err(format!("`{other}` is not supported; expected `id_token`, `access_token` or `none`")),
         },
     }
 }
@@ -515,7 +515,7 @@ mod tests {
             (Kind::ClaimHeaders, "X-A=sub,x-a=email", "twice"),
             (Kind::ClaimHeaders, "X-A=org..name", "claim path"),
             (Kind::Groups, " , ", "no group"),
-            (Kind::ForwardToken, "both", "`id_token` or `access_token`"),
+            (Kind::ForwardToken, "both", "`id_token`, `access_token` or `none`"),
             (Kind::ClusterName, "my cluster", "cluster name"),
             (Kind::Text, " ", "empty"),
             (Kind::InlineSecret, "  padded secret  ", "leading or trailing whitespace"),

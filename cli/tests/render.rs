@@ -339,7 +339,7 @@ fn bad_annotations_are_all_reported_and_nothing_is_written() {
         "error: team-a/typos: annotation oidc-edge.io/cookie-secret-env: `COOKIE-SECRET` is not a valid environment variable name",
         "error: team-a/typos: annotation oidc-edge.io/redirect-path: `oauth2/callback` is not an absolute path; expected a path starting with `/`",
         "error: team-a/typos: annotation oidc-edge.io/clock-skew: `one minute` is not a whole number of seconds; expected e.g. `60`",
-        "error: team-a/typos: annotation oidc-edge.io/forward-token: `refresh_token` is not supported; expected `id_token` or `access_token`",
+        "error: team-a/typos: annotation oidc-edge.io/forward-token: `refresh_token` is not supported; expected `id_token`, `access_token` or `none`",
         "error: team-a/typos: annotation oidc-edge.io/pass-through-paths: `metrics` is not an absolute path",
         "error: team-a/typos: annotation oidc-edge.io/claim-headers: `X-User` is not `Header=claim.path`",
         "error: team-b/missing: annotation oidc-edge.io/issuer: is required",
