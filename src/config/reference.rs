@@ -69,7 +69,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "session_lifetime", kind: "duration", default: "`8h`", doc: "The longest a session lasts after login, whatever the tokens say (5 minutes to 30 days)." },
     FieldDoc { name: "login_timeout", kind: "duration", default: "`10m`", doc: "How long a started login (the sealed transaction cookie) stays valid (1 minute to 1 hour)." },
     FieldDoc { name: "refresh_before_expiry", kind: "duration", default: "`60s`", doc: "Refresh the tokens this long before they expire, when a refresh token is held (0s to 1h)." },
-    FieldDoc { name: "logout_path", kind: "string (path)", default: "`/oauth2/logout`", doc: "Clears the session and sends the browser to the IdP's end-session endpoint. Only a POST, or a GET whose `Origin`/`Referer` is this site, logs out." },
+    FieldDoc { name: "logout_path", kind: "string (path)", default: "`/oauth2/logout`", doc: "Clears the session and sends the browser to the IdP's end-session endpoint. Only a POST, or a GET whose `Origin`/`Referer` is this site, logs out. The sessions of the host's other routes with the same `logout_path` end too (only this route's IdP is visited)." },
     FieldDoc { name: "login_path", kind: "string (path)", default: "`/oauth2/login`", doc: "Starts a login on request (OIDC Core 4, third-party initiated login): a GET with optional `target_link_uri` (where to land after login, on this site only), `login_hint`, and `iss` (must be `issuer`)." },
     FieldDoc { name: "post_logout_redirect_uri", kind: "string (URL)", default: "`/` on this host", doc: "Where the IdP sends the browser after logout (register it at the IdP)." },
     // Several applications.

@@ -30,15 +30,10 @@ fn same_origin_intent(req: &RequestView) -> bool {
     true
 }
 
-pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
-    if !same_origin_intent(req) {
-        // A cross-site request cannot log the user out; offer a button that posts from here.
-        return Decision::Respond(pages::logout_confirm(&rp.profile.logout_path));
-    }
+/// Clears `rp`'s session and login cookies this request carries, and forgets its verdict.
+fn clear_sessions(rp: &Rp<'_>, req: &RequestView, headers: &mut Vec<(String, String)>) {
     let names = rp.names(req);
     let cookies = req.cookies();
-    let session = super::session::open_even_expired(rp, req);
-    let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
     for name in cookies::session_cookie_names(cookies, &names.session) {
         headers.extend(cookies::clear_session_cookie(&name, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));
     }
@@ -47,6 +42,25 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     }
     if let Some(sealed) = cookies::join(cookies, &names.session) {
         rp.engine.cache(rp.index, |c| c.remove(&rp.engine.cache_key(sealed.as_bytes())));
+    }
+}
+
+pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision {
+    if !same_origin_intent(req) {
+        // A cross-site request cannot log the user out; offer a button that posts from here.
+        return Decision::Respond(pages::logout_confirm(&rp.profile.logout_path));
+    }
+    let session = super::session::open_even_expired(rp, req);
+    let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
+    clear_sessions(rp, req, &mut headers);
+    // Routes of this host that share the logout path end too: a user who signs out of the
+    // site expects to be signed out of all of it, whichever route's page the link was on.
+    // Only this route's IdP can be visited on the way out.
+    for sibling in rp.engine.settings.profiles_for_host(&req.authority) {
+        let shares_path = rp.engine.settings.profiles.get(sibling).is_some_and(|p| p.logout_path == rp.profile.logout_path);
+        if let Some(other) = rp.engine.rp(sibling).filter(|o| shares_path && o.index != rp.index && o.profile.cookie.name != rp.profile.cookie.name) {
+            clear_sessions(&other, req, &mut headers);
+        }
     }
     let post_logout = rp.profile.post_logout_redirect_uri.clone().unwrap_or_else(|| format!("{}/", Rp::origin(req)));
     let end_session = rp.view(cx).and_then(|v| v.metadata.as_ref()).and_then(|m| m.end_session_endpoint.clone());

@@ -269,7 +269,12 @@ fn token_response(id_token: &str, refresh: Option<&str>) -> CallResponse {
 
 /// A complete login; returns the browser's session cookies.
 fn login(w: &mut World, patch: Value, refresh: Option<&str>) -> Vec<(String, String)> {
-    let s = start_login(w, "/some/page?x=1");
+    login_at(w, "/some/page?x=1", patch, refresh)
+}
+
+/// `login`, started from `path` (so by the route that serves it).
+fn login_at(w: &mut World, path: &str, patch: Value, refresh: Option<&str>) -> Vec<(String, String)> {
+    let s = start_login(w, path);
     let d = callback(w, &s, &format!("code=c0de&state={}&iss=https%3A%2F%2Fidp.example.com", s.state));
     let Decision::Call(call, pending) = d else { panic!("expected the code exchange, got {d:?}") };
     assert_eq!(call.endpoint.url(), "https://idp.example.com/token");
@@ -281,7 +286,7 @@ fn login(w: &mut World, patch: Value, refresh: Option<&str>) -> Vec<(String, Str
     let id_token = w.id_token(&s.nonce, patch);
     let r = respond(w.respond(pending, &token_response(&id_token, refresh)));
     assert_eq!(r.status, 302, "{}", r.body);
-    assert_eq!(header(&r, "location"), Some("/some/page?x=1"));
+    assert_eq!(header(&r, "location"), Some(path));
     assert_eq!(header(&r, "cache-control"), Some("no-store"));
     assert_eq!(header(&r, "referrer-policy"), Some("no-referrer"));
     set_cookies(&r.headers).into_iter().filter(|(n, v)| n.starts_with("oidc_edge") && !n.contains("_tx.") && !v.is_empty()).collect()
@@ -1677,4 +1682,20 @@ fn with_several_issuers_the_issuer_goes_upstream_and_an_unverified_email_never_d
         assert!(f.add_headers.iter().all(|(h, _)| h != "x-auth-request-issuer"));
         assert!(f.add_headers.contains(&("x-auth-request-email".to_string(), "bob@example.com".to_string())), "{verified}");
     }
+}
+
+#[test]
+fn logout_ends_the_sessions_of_every_route_of_the_host_that_shares_its_path() {
+    let mut w = World::new(json!({"routes": [{"path_prefix": "/admin/"}, {"host": "other.example.com"}]}));
+    let top = login(&mut w, json!({}), None);
+    let admin = login_at(&mut w, "/admin/users", json!({}), None);
+    assert!(top.iter().any(|(n, _)| n == "oidc_edge") && admin.iter().any(|(n, _)| n == "oidc_edge-1"), "{top:?} {admin:?}");
+    let mut both: Vec<(String, String)> = top.iter().chain(&admin).cloned().collect();
+    both.push(("oidc_edge-2".into(), "another-hosts-session".into()));
+    // The link on an /admin page: the path selects the top level, whose IdP is visited.
+    let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&both, &[("origin", "http://app.example.com")]))));
+    assert_eq!(r.status, 302);
+    let cleared: Vec<String> = set_cookies(&r.headers).into_iter().filter(|(_, v)| v.is_empty()).map(|(n, _)| n).collect();
+    assert!(cleared.contains(&"oidc_edge".to_string()) && cleared.contains(&"oidc_edge-1".to_string()), "{cleared:?}");
+    assert!(!cleared.iter().any(|n| n.starts_with("oidc_edge-2")), "another host's route is not this site's: {cleared:?}");
 }
