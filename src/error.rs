@@ -8,6 +8,7 @@ use std::fmt;
 pub enum Reason {
     // Token shape and header (RFC 7515, RFC 8725).
     TokenTooLarge,
+    TokenRepeated,
     TokenMalformed,
     TokenBadBase64,
     TokenBadJson,
@@ -79,6 +80,7 @@ impl Reason {
         use Reason::*;
         match self {
             TokenTooLarge => "token_too_large",
+            TokenRepeated => "token_repeated",
             TokenMalformed => "token_malformed",
             TokenBadBase64 => "token_bad_base64",
             TokenBadJson => "token_bad_json",
@@ -146,6 +148,7 @@ impl Reason {
         use Reason::*;
         match self {
             TokenTooLarge => "the token is larger than the 64 KiB the filter accepts",
+            TokenRepeated => "the WebSocket subprotocols carry more than one bearer token; send one",
             TokenMalformed => "the token is not a compact JWS with three parts",
             TokenBadBase64 => "a part of the token is not valid base64url",
             TokenBadJson => "the token's header or payload is not a JSON object",

@@ -174,6 +174,29 @@ pub struct Query {
 /// More parameters than this is not a login response; it is an attack on the parser.
 const MAX_QUERY_PAIRS: usize = 64;
 
+/// `path` (a `:path`, query included) without each query parameter whose percent-decoded
+/// name is `name`; every other byte stays as sent (a query rebuilt from parsed pairs would
+/// drop what does not decode, re-encode `+`, and lose a bare `flag`'s form). `None`: the
+/// query had no such parameter.
+pub fn without_query_param(path: &str, name: &str) -> Option<String> {
+    let (base, query) = path.split_once('?')?;
+    let mut removed = false;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|segment| {
+            let key = segment.split_once('=').map_or(*segment, |(k, _)| k);
+            let hit = percent_decode(key).is_some_and(|k| k == name);
+            removed |= hit;
+            !hit
+        })
+        .collect();
+    if !removed {
+        return None;
+    }
+    let rest = kept.join("&");
+    Some(if rest.bytes().all(|b| b == b'&') { base.to_string() } else { format!("{base}?{rest}") })
+}
+
 impl Query {
     pub fn parse(query: &str) -> Query {
         let pairs = query

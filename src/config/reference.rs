@@ -54,7 +54,7 @@ pub const FIELDS: &[FieldDoc] = &[
     // Which requests.
     FieldDoc { name: "api_paths", kind: "list of paths", default: "`[]`", doc: "Paths whose clients always get 401 instead of a redirect (a trailing `/` or `*` makes a prefix)." },
     FieldDoc { name: "pass_through_paths", kind: "list of paths", default: "`[]`", doc: "Paths never authenticated (health checks, static assets); identity headers are still stripped. A path is exempt only if it matches both as sent and as decoded and normalised (`/healthz/../admin` is not)." },
-    FieldDoc { name: "allow_query_token", kind: "boolean", default: "`false`", doc: "Accept a bearer token in the `access_token` query parameter of WebSocket upgrades (removed before the request goes upstream)." },
+    FieldDoc { name: "allow_query_token", kind: "boolean", default: "`false`", doc: "Accept a bearer token in the `access_token` query parameter of WebSocket upgrades; every `access_token` parameter of every request is then removed before it goes upstream, used or not." },
     FieldDoc { name: "allowed_origins", kind: "list of strings", default: "`[]`", doc: "Origins (`https://app.example.com`) besides the request's own that may open cookie-authenticated WebSockets." },
     // Claims and authorization.
     FieldDoc { name: "claim_headers", kind: "map of header to claim path", default: "`{}`", doc: "Upstream headers set from claims (`\"X-Groups\": \"groups\"`, nested paths with dots; a claim whose whole name is the path, such as Auth0's `https://example.com/roles`, is read as it is; arrays joined with commas); client-sent copies are always removed. Headers the filter sets itself or that steer the connection or the proxies (`Connection`, `TE`, `X-Forwarded-*`, `x-envoy-*`, `Sec-*`, …) are refused." },

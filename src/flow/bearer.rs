@@ -7,7 +7,7 @@ use super::identity::Identity;
 use super::{Authorization, Context, Credential, Decision, Event, Pending, Rp, Wait};
 use crate::b64;
 use crate::error::Reason;
-use crate::http::{form_encode, Query};
+use crate::http::Query;
 use crate::jwt::{self, ClaimRules, TokenUse};
 use crate::lifecycle::Refresher;
 use crate::request::RequestView;
@@ -38,15 +38,24 @@ pub struct Parked {
 
 pub(super) const K8S_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
 
-/// The tokens a WebSocket upgrade may carry besides `Authorization` and cookies.
-pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Vec<(String, Source)> {
+/// The tokens a WebSocket upgrade may carry besides `Authorization` and cookies. More than
+/// one subprotocol token is refused unread, as the Kubernetes API server does: each would
+/// cost a signature check, and a request could carry a hundred.
+pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Result<Vec<(String, Source)>, Reason> {
     let mut out = Vec::new();
-    if let Some(protocols) = req.header_str("sec-websocket-protocol") {
-        for entry in protocols.split(',').map(str::trim) {
-            if let Some(encoded) = entry.strip_prefix(K8S_PROTOCOL_PREFIX) {
-                if let Some(token) = b64::url_decode(encoded.trim_end_matches('=')).and_then(|b| String::from_utf8(b).ok()) {
-                    out.push((token, Source::WebSocketProtocol));
-                }
+    let entries: Vec<String> = req
+        .header_values("sec-websocket-protocol")
+        .iter()
+        .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+        .filter(|p| p.starts_with(K8S_PROTOCOL_PREFIX))
+        .collect();
+    if entries.len() > 1 {
+        return Err(Reason::TokenRepeated);
+    }
+    for entry in &entries {
+        if let Some(encoded) = entry.strip_prefix(K8S_PROTOCOL_PREFIX) {
+            if let Some(token) = b64::url_decode(encoded.trim_end_matches('=')).and_then(|b| String::from_utf8(b).ok()) {
+                out.push((token, Source::WebSocketProtocol));
             }
         }
     }
@@ -55,7 +64,7 @@ pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Vec<(String, So
             out.push((token.to_string(), Source::Query));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Asks for a JWKS refetch of `provider` (coalesced proxy-wide, limited by the cooldown).
@@ -165,20 +174,8 @@ fn authorization(req: &RequestView, token: &str, source: Source) -> Authorizatio
     Authorization::bearer(token)
 }
 
+/// The subprotocol and query tokens are out of the request already (`Rp::strip_only`): the
+/// one used is forwarded once, in Authorization.
 fn forward(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, identity: &Identity, cx: &mut Context<'_>) -> Decision {
-    let decision = rp.forward(req, identity, Credential::Bearer, authorization(req, token, source), cx);
-    let Decision::Forward(mut fwd) = decision else { return decision };
-    // The subprotocol token is out of the list already (`Rp::strip_only`): it is forwarded
-    // once, in Authorization.
-    match source {
-        Source::Header | Source::WebSocketProtocol => {}
-        Source::Query => {
-            let (path, query) = req.path.split_once('?').unwrap_or((req.path.as_str(), ""));
-            let kept: Vec<(String, String)> = Query::parse(query).pairs().iter().filter(|(k, _)| k != "access_token").cloned().collect();
-            let pairs: Vec<(&str, &str)> = kept.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let q = form_encode(&pairs);
-            fwd.path = Some(if q.is_empty() { path.to_string() } else { format!("{path}?{q}") });
-        }
-    }
-    Decision::Forward(fwd)
+    rp.forward(req, identity, Credential::Bearer, authorization(req, token, source), cx)
 }

@@ -407,10 +407,18 @@ impl Engine {
         // Only now: a request whose credentials were good never needs its kind.
         let kind = req.client_kind(&rp.profile.api_paths);
         if kind == ClientKind::WebSocket {
-            for (token, source) in bearer::websocket_tokens(req, rp.profile.allow_query_token) {
-                match bearer::check(rp, req, &token, source, cx, may_wait) {
-                    bearer::Outcome::Decided(d) => return d,
-                    bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
+            match bearer::websocket_tokens(req, rp.profile.allow_query_token) {
+                Ok(tokens) => {
+                    for (token, source) in tokens {
+                        match bearer::check(rp, req, &token, source, cx, may_wait) {
+                            bearer::Outcome::Decided(d) => return d,
+                            bearer::Outcome::Invalid(reason) => bearer_failure = Some(reason),
+                        }
+                    }
+                }
+                Err(reason) => {
+                    cx.events.push(Event::TokenRejected(reason));
+                    bearer_failure = Some(reason);
                 }
             }
         }
@@ -634,6 +642,10 @@ impl Rp<'_> {
             if self.engine.strip.contains(&dashed) && !fwd.remove_headers.iter().any(|r| *r == name) {
                 fwd.remove_headers.push(name.into_owned());
             }
+        }
+        // Nor does a query token, where they are accepted (`allow_query_token`), used or not.
+        if self.profile.allow_query_token {
+            fwd.path = crate::http::without_query_param(&req.path, "access_token");
         }
         // A bearer token in the WebSocket subprotocol list never goes upstream, used or not:
         // the one used travels in Authorization; another was never checked.

@@ -117,6 +117,10 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_refresh: 
 /// A cookie rides along with any request the browser makes, including a WebSocket opened
 /// by another site's script: only our own origin (or a configured one) may use it.
 fn origin_allowed(rp: &Rp<'_>, req: &RequestView) -> bool {
+    // An Origin that is there but unreadable is no origin of ours (not the same as none).
+    if req.header("origin").is_some() && req.header_str("origin").is_none() {
+        return false;
+    }
     match req.header_str("origin") {
         // Not a browser: no ambient cookie to hijack.
         None => true,

@@ -1397,6 +1397,44 @@ fn websockets() {
     assert!(f.add_headers.contains(&("authorization".to_string(), format!("Bearer {token}"))));
     let f = forward(w.request(&req("GET", &format!("/ws?room=1&access_token={token}"), &[ws[0], ws[1]])));
     assert_eq!(f.path.as_deref(), Some("/ws?room=1"));
+    // The rest of the query goes on byte for byte, whatever it holds.
+    let f = forward(w.request(&req("GET", &format!("/ws?a=%ZZ&access_token={token}&b=x+y&flag&c=%ff"), &[ws[0], ws[1]])));
+    assert_eq!(f.path.as_deref(), Some("/ws?a=%ZZ&b=x+y&flag&c=%ff"));
+
+    // A query token is never the application's to see, whichever credential was used:
+    // another, unchecked one (an unsigned "admin" here) rides on a cookie-authenticated socket.
+    let forged = format!("{}.{}.", b64::url_encode(br#"{"alg":"none"}"#), b64::url_encode(br#"{"sub":"admin"}"#));
+    for (path, expect) in [
+        (format!("/ws?access_token={forged}"), Some("/ws")),
+        (format!("/ws?x=1&access%5Ftoken={forged}&access_token=2"), Some("/ws?x=1")),
+        ("/ws?x=1".to_string(), None),
+    ] {
+        let f = forward(w.request(&req_owned("GET", &path, &with("http://app.example.com"))));
+        assert_eq!(f.path.as_deref(), expect, "{path}");
+    }
+    let auth = format!("Bearer {token}");
+    let f = forward(w.request(&req("GET", &format!("/ws?access_token={forged}"), &[ws[0], ws[1], ("authorization", &auth)])));
+    assert_eq!(f.path.as_deref(), Some("/ws"));
+
+    // Several subprotocol tokens are refused unread (each would cost a signature check).
+    let entry = format!("base64url.bearer.authorization.k8s.io.{}", b64::url_encode(token.as_bytes()));
+    let two = format!("chat, {entry}, {entry}");
+    let before = w.events.len();
+    let r = respond(w.request(&req("GET", "/ws", &[ws[0], ws[1], ("sec-websocket-protocol", &two)])));
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("token_repeated"), "{}", r.body);
+    assert!(w.events[before..].iter().all(|e| *e != Event::TokenAccepted), "no token was read");
+    let split = [ws[0], ws[1], ("sec-websocket-protocol", entry.as_str()), ("sec-websocket-protocol", entry.as_str())];
+    assert!(respond(w.request(&req("GET", "/ws", &split))).body.contains("token_repeated"));
+
+    // An Origin that is not text is no origin of ours.
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()), (":scheme".into(), b"http".to_vec()), (":authority".into(), b"app.example.com".to_vec()),
+        (":path".into(), b"/ws".to_vec()), ("upgrade".into(), b"websocket".to_vec()), ("connection".into(), b"Upgrade".to_vec()),
+        ("origin".into(), b"http://app.example.com\xff".to_vec()),
+    ];
+    headers.push(("cookie".into(), cookie_header(&session).into_bytes()));
+    assert_eq!(respond(w.request(&RequestView::from_headers(headers))).status, 403);
 }
 
 #[test]

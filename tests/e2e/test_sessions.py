@@ -445,6 +445,18 @@ def test_websocket_with_query_token(big):
     assert bearer_token(seen["headers"]) == token
 
 
+def test_query_token_beside_another_credential_never_goes_upstream(big):
+    """Authorization authenticates; an unsigned `access_token` in the query was never
+    checked, so it is cut from the path, and the rest of the query stays as sent."""
+    alice = mint_token(token_claims(big, sub="alice"))
+    forged = b64url_encode(b'{"alg":"none"}') + "." + b64url_encode(b'{"sub":"admin"}') + "."
+    ws = ws_open(big, f"/ws/q2?a=%ZZ&access_token={forged}&b=x+y&flag", headers={"Authorization": f"Bearer {alice}"})
+    echo_round_trips(ws)
+    seen = last_upgrade(big)
+    assert seen["headers"].get("x-auth-request-user") == "alice"
+    assert seen["path"] == "/ws/q2?a=%ZZ&b=x+y&flag", seen["path"]
+
+
 def test_unauthenticated_upgrade_is_401_never_a_redirect(big):
     before = big.upstream_count()
     for headers in ({"Accept": "text/html"}, {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, {}):
