@@ -74,7 +74,7 @@ pub fn render(cfg: &PluginConfig, idps: &[Idp], opts: &Options, sources: &[Strin
          strip_trailing_host_dot: true on that HttpConnectionManager, so that the\n\
          application reads the path the filter's rules were matched on and a fully\n\
          qualified host name selects its route; and max_request_headers_kb: 96 with\n\
-         common_http_protocol_options: { max_headers_count: 200 } for large sessions.",
+         common_http_protocol_options: {{ max_headers_count: 200 }} for large sessions.",
         sources.join(", ")
     );
     if !env.is_empty() {
