@@ -68,7 +68,7 @@ import requests  # noqa: E402
 
 from http_util import b64url_encode, parse_set_cookie  # noqa: E402
 from oidc_login import BROWSER_HEADERS, LoginError, complete_at_idp, new_browser  # noqa: E402
-from stack import CALLBACK_PATH, Stack  # noqa: E402
+from stack import CALLBACK_PATH, Stack, free_ports  # noqa: E402
 from tokens import mint_token, private_key, public_pem, token_claims  # noqa: E402
 from wire import Reply, http_request, websocket_exchange  # noqa: E402
 
@@ -93,7 +93,6 @@ PLUGIN_OVERRIDES = {
     "discovery_refresh_interval": "1m",
     "token_cache_ttl": "1s",
     "pass_through_paths": [PASS_THROUGH],
-    "routes": [{"host": REFRESH_HOST, "refresh_before_expiry": "1h"}],
 }
 BIG_PREFIX = "big-"
 # Logins starting with BIG_PREFIX get a 6000-character claim: their sessions
@@ -113,7 +112,12 @@ def chaos_stack_kwargs(**kwargs) -> dict:
     the chaos plugin settings, an IdP issuing small and big sessions, and no
     path normalisation in Envoy: the hostile return paths (`//evil/x`) must
     reach the filter as sent, which must refuse them itself."""
+    # The route's host carries the port the driver sends, as Envoy matches virtual hosts.
+    ports = dict(kwargs.pop("ports", None) or {})
+    ports.setdefault("envoy", free_ports(1)[0])
+    kwargs["ports"] = ports
     overrides = dict(PLUGIN_OVERRIDES)
+    overrides["routes"] = [{"host": f"{REFRESH_HOST}:{ports['envoy']}", "refresh_before_expiry": "1h"}]
     overrides.update(kwargs.pop("plugin_config_overrides", {}) or {})
     idp_args = IDP_ARGS + list(kwargs.pop("idp_args", []) or [])
     kwargs.setdefault("envoy_concurrency", 2)
