@@ -79,12 +79,7 @@ WASM = """
 
 def build_probe(out: Path) -> tuple[Path, Path]:
     """The probe with every per-stream callback exported, and with none."""
-    subprocess.run(
-        ["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
-         "--manifest-path", str(ROOT / "bench" / "abi-probe" / "Cargo.toml"), "--target-dir", str(ROOT / "target" / "abi-probe")],
-        check=True,
-    )
-    module = (ROOT / "target" / "abi-probe" / "wasm32-wasip1" / "release" / "abi_probe.wasm").read_bytes()
+    module = instructions.bench.build_abi_probe()
     every, bare = out / "probe.wasm", out / "probe-bare.wasm"
     every.write_bytes(module)
     bare.write_bytes(trim_exports.trim(module, frozenset(PER_STREAM))[0])

@@ -120,14 +120,19 @@ def find_nginx() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None)
 
 
-def build_floor_wasm(out: Path) -> Path:
-    """bench/abi-probe, exporting the same per-stream callbacks as oidc-edge (no proxy_on_done)."""
+def build_abi_probe() -> bytes:
+    """bench/abi-probe built (its own workspace and target folder); the module's bytes."""
     subprocess.run(
         ["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
          "--manifest-path", str(ROOT / "bench" / "abi-probe" / "Cargo.toml"), "--target-dir", str(ROOT / "target" / "abi-probe")],
         check=True,
     )
-    module = (ROOT / "target" / "abi-probe" / "wasm32-wasip1" / "release" / "abi_probe.wasm").read_bytes()
+    return (ROOT / "target" / "abi-probe" / "wasm32-wasip1" / "release" / "abi_probe.wasm").read_bytes()
+
+
+def build_floor_wasm(out: Path) -> Path:
+    """bench/abi-probe, exporting the same per-stream callbacks as oidc-edge (no proxy_on_done)."""
+    module = build_abi_probe()
     path = out / "wasm-floor.wasm"
     path.write_bytes(trim_exports.trim(module, frozenset({"proxy_on_done"}))[0])
     return path

@@ -105,17 +105,12 @@ pub fn forbidden(browser: bool, bearer: bool) -> LocalResponse {
             "If you think this is wrong, ask the site's administrator for access, quoting the code below.",
             Reason::Forbidden,
         )
-    } else if bearer {
-        LocalResponse {
-            status: 403,
-            headers: page_headers("application/json"),
-            body: format!("{{\"error\":\"insufficient_scope\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
-        }
     } else {
+        let error = if bearer { "insufficient_scope" } else { "forbidden" };
         LocalResponse {
             status: 403,
             headers: page_headers("application/json"),
-            body: format!("{{\"error\":\"forbidden\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
+            body: format!("{{\"error\":\"{error}\",\"error_description\":\"{}\"}}\n", Reason::Forbidden.describe()),
         }
     };
     if bearer {

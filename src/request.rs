@@ -140,17 +140,25 @@ impl RequestView {
         (!token.is_empty()).then_some(token)
     }
 
+    /// Every entry of `Sec-WebSocket-Protocol`, over all its lines, trimmed; empty ones left out.
+    pub fn subprotocols(&self) -> Vec<String> {
+        self.values("sec-websocket-protocol")
+            .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
     pub fn is_websocket_upgrade(&self) -> bool {
         self.header_str("upgrade").is_some_and(|u| u.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
     }
 
-    /// Decides whether a missing credential earns a redirect (browsers) or a 401.
-    /// Browsers say what they are doing in `Sec-Fetch-*`; older ones are recognised by
-    /// asking for HTML. Everything that is not clearly a top-level navigation is an API call.
-    /// A browser's top-level navigation that is not a GET, such as a form submission: it
-    /// can show a page, but a redirect to the IdP would drop what it sent.
-    pub fn is_non_get_navigation(&self) -> bool {
+    /// A browser's top-level navigation that is not a GET, such as a form submission, outside
+    /// `api_paths`: it can show a page, but a redirect to the IdP would drop what it sent.
+    pub fn is_form_navigation(&self, api_paths: &[String]) -> bool {
         if matches!(self.method.as_str(), "GET" | "HEAD") || self.is_websocket_upgrade() {
+            return false;
+        }
+        if api_paths.iter().any(|p| path_matches(self.path_only(), p)) {
             return false;
         }
         match self.header_str("sec-fetch-mode") {
@@ -168,6 +176,9 @@ impl RequestView {
         }
     }
 
+    /// Decides whether a missing credential earns a redirect (browsers) or a 401.
+    /// Browsers say what they are doing in `Sec-Fetch-*`; older ones are recognised by
+    /// asking for HTML. Everything that is not clearly a top-level navigation is an API call.
     pub fn client_kind(&self, api_paths: &[String]) -> ClientKind {
         if self.is_websocket_upgrade() {
             return ClientKind::WebSocket;

@@ -289,6 +289,18 @@ pub struct Settings {
     /// `profiles[0]` is the top level.
     pub profiles: Vec<Profile>,
     pub routes: Vec<Route>,
+    /// Derived from `routes` at parse: how a request's host must be read.
+    pub hosts: HostReading,
+}
+
+/// What the routes ask of a request's host, settled at configure time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostReading {
+    /// Some route names a host: the host is read at all.
+    pub routed: bool,
+    /// Some route's host names a port: the host as sent can differ from its bare form
+    /// even when the request's host has neither port nor trailing dot.
+    pub ported: bool,
 }
 
 const MINUTE: u64 = 60;
@@ -330,7 +342,7 @@ impl Settings {
         }
         // Read as sent only where that can differ: the request's host has a port or a
         // trailing dot, or a route's host names a port.
-        if !bare.is_empty() && (authority.len() != bare.len() || self.routes.iter().any(|r| r.host != r.bare_host)) {
+        if self.hosts.routed && (authority.len() != bare.len() || self.hosts.ported) {
             let sent = authority.to_ascii_lowercase();
             let as_sent = [false, true].map(|plain| self.route_for(&sent, false, |route| route.matches(path, plain)));
             if as_sent.iter().any(|p| *p != by_segments) {
@@ -343,7 +355,7 @@ impl Settings {
     /// The host routes are matched on, without port or trailing dot. Most configurations
     /// route by path only: then no host is normalised on every request.
     fn route_host(&self, authority: &str) -> String {
-        if self.routes.iter().any(|r| r.host.is_some()) {
+        if self.hosts.routed {
             bare_host(authority)
         } else {
             String::new()
@@ -367,6 +379,11 @@ impl Settings {
         let mut out: Vec<usize> = self.routes.iter().filter(|r| host_matches(r.bare_host.as_deref(), &host)).map(|r| r.profile).collect();
         out.push(0);
         out
+    }
+
+    /// The issuer of a profile's IdP.
+    pub fn issuer_of(&self, profile: &Profile) -> &str {
+        self.providers.get(profile.provider).map(|p| p.issuer.as_str()).unwrap_or_default()
     }
 
     /// The default profile (the top level of the configuration).

@@ -7,7 +7,7 @@ use super::fields::Fields;
 use super::reference::check_known;
 use super::{
     BearerValidator, ClientAuth, ClientKeySettings, ConfigError, CookieSettings, EndpointOverrides, ForwardToken, Profile, ProviderConfig, Route, RoutePath, Rule,
-    host_rank, SecretSource, Settings, ValueMap, DAY, HOUR, MINUTE,
+    host_rank, HostReading, SecretSource, Settings, ValueMap, DAY, HOUR, MINUTE,
 };
 use crate::b64;
 use crate::http::Endpoint;
@@ -30,7 +30,7 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
         return Err(ConfigError::new("", "must be a JSON object of settings"));
     };
     check_known(&top, "", &[])?;
-    let mut settings = Settings { providers: Vec::new(), profiles: Vec::new(), routes: Vec::new() };
+    let mut settings = Settings { providers: Vec::new(), profiles: Vec::new(), routes: Vec::new(), hosts: HostReading::default() };
 
     let base: Map<String, Value> = top.iter().filter(|(k, _)| k.as_str() != "routes").map(|(k, v)| (k.clone(), v.clone())).collect();
     let default = parse_profile(&Fields::new(&base, ""), "default", secrets, &mut settings.providers)?;
@@ -99,6 +99,10 @@ pub(super) fn settings(bytes: &[u8], secrets: &dyn SecretSource) -> Result<Setti
         settings.routes = ordered;
     }
     check_cookie_names(&settings)?;
+    settings.hosts = HostReading {
+        routed: settings.routes.iter().any(|r| r.host.is_some()),
+        ported: settings.routes.iter().any(|r| r.host != r.bare_host),
+    };
     Ok(settings)
 }
 

@@ -43,20 +43,14 @@ pub(super) const K8S_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s
 /// cost a signature check, and a request could carry a hundred.
 pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Result<Vec<(String, Source)>, Reason> {
     let mut out = Vec::new();
-    let entries: Vec<String> = req
-        .header_values("sec-websocket-protocol")
-        .iter()
-        .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
-        .filter(|p| p.starts_with(K8S_PROTOCOL_PREFIX))
-        .collect();
-    if entries.len() > 1 {
+    let protocols = req.subprotocols();
+    let encoded: Vec<&str> = protocols.iter().filter_map(|p| p.strip_prefix(K8S_PROTOCOL_PREFIX)).collect();
+    if encoded.len() > 1 {
         return Err(Reason::TokenRepeated);
     }
-    for entry in &entries {
-        if let Some(encoded) = entry.strip_prefix(K8S_PROTOCOL_PREFIX) {
-            if let Some(token) = b64::url_decode(encoded.trim_end_matches('=')).and_then(|b| String::from_utf8(b).ok()) {
-                out.push((token, Source::WebSocketProtocol));
-            }
+    for e in encoded {
+        if let Some(token) = b64::url_decode(e.trim_end_matches('=')).and_then(|b| String::from_utf8(b).ok()) {
+            out.push((token, Source::WebSocketProtocol));
         }
     }
     if allow_query {

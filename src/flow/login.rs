@@ -117,10 +117,9 @@ pub fn initiate(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
 /// The sign-in link offered to a form submitted without a session: the login initiation
 /// path, returning to the page the form was on (its same-origin `Referer`), else `/`.
 pub fn resubmit_href(rp: &Rp<'_>, req: &RequestView) -> String {
-    let origin = Rp::origin(req);
     let back = req
         .header_str("referer")
-        .and_then(|r| r.get(..origin.len()).filter(|o| o.eq_ignore_ascii_case(&origin)).and_then(|_| r.get(origin.len()..)))
+        .and_then(|r| Rp::path_on_own_origin(req, r))
         .map(|p| p.split('#').next().unwrap_or_default())
         .map_or_else(|| "/".to_string(), |p| safe_return_path(p, &rp.profile.redirect_path));
     format!("{}?{}", rp.profile.login_path, form_encode(&[("target_link_uri", &back)]))

@@ -25,7 +25,7 @@ fn same_origin_intent(req: &RequestView) -> bool {
     }
     if let Some(referer) = req.header_str("referer") {
         let referer = referer.trim();
-        return referer.eq_ignore_ascii_case(&own) || referer.get(..own.len().saturating_add(1)).is_some_and(|p| p.eq_ignore_ascii_case(&format!("{own}/")));
+        return referer.eq_ignore_ascii_case(&own) || Rp::path_on_own_origin(req, referer).is_some();
     }
     true
 }
@@ -56,9 +56,9 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     // Routes of this host that share the logout path end too: a user who signs out of the
     // site expects to be signed out of all of it, whichever route's page the link was on.
     // Only this route's IdP can be visited on the way out.
-    for sibling in rp.engine.settings.profiles_for_host(&req.authority) {
-        let shares_path = rp.engine.settings.profiles.get(sibling).is_some_and(|p| p.logout_path == rp.profile.logout_path);
-        if let Some(other) = rp.engine.rp(sibling).filter(|o| shares_path && o.index != rp.index && o.profile.cookie.name != rp.profile.cookie.name) {
+    for other in rp.engine.settings.profiles_for_host(&req.authority).into_iter().filter_map(|i| rp.engine.rp(i)) {
+        let sibling = other.index != rp.index && other.profile.cookie.name != rp.profile.cookie.name;
+        if sibling && other.profile.logout_path == rp.profile.logout_path {
             clear_sessions(&other, req, &mut headers);
         }
     }

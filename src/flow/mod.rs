@@ -268,18 +268,18 @@ impl Engine {
         if !self.shared_paths.contains(&me.redirect_path) {
             return false;
         }
-        let issuer_of = |p: &Profile| self.settings.providers.get(p.provider).map(|x| x.issuer.as_str());
+        let issuer = self.settings.issuer_of(me);
         self.settings
             .profiles_for_host(authority)
             .into_iter()
             .filter_map(|i| self.settings.profiles.get(i))
-            .any(|p| p.redirect_path == me.redirect_path && issuer_of(p) != issuer_of(me))
+            .any(|p| p.redirect_path == me.redirect_path && self.settings.issuer_of(p) != issuer)
     }
 
     /// Configurations that work but weaken a defence, for the log at load.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let issuer_of = |p: &Profile| self.settings.providers.get(p.provider).map(|x| x.issuer.as_str()).unwrap_or_default();
+        let issuer_of = |p: &Profile| self.settings.issuer_of(p);
         for (i, a) in self.settings.profiles.iter().enumerate() {
             for b in self.settings.profiles.iter().skip(i.saturating_add(1)) {
                 if a.redirect_path == b.redirect_path && issuer_of(a) != issuer_of(b) {
@@ -429,14 +429,13 @@ impl Engine {
         match kind {
             ClientKind::Browser => login::start(rp, req, cx),
             ClientKind::Api | ClientKind::WebSocket => {
-                let api_path = rp.profile.api_paths.iter().any(|p| crate::request::path_matches(req.path_only(), p));
-                if rp.ready(cx) && !api_path && req.is_non_get_navigation() {
-                    Decision::Respond(pages::sign_in_to_resubmit(&login::resubmit_href(rp, req)))
-                } else if rp.ready(cx) {
-                    Decision::Respond(pages::unauthorized(None))
-                } else {
+                if !rp.ready(cx) {
                     cx.events.push(Event::NotReady);
                     Decision::Respond(pages::not_ready(true, RETRY_AFTER_SECS))
+                } else if req.is_form_navigation(&rp.profile.api_paths) {
+                    Decision::Respond(pages::sign_in_to_resubmit(&login::resubmit_href(rp, req)))
+                } else {
+                    Decision::Respond(pages::unauthorized(None))
                 }
             }
         }
@@ -649,14 +648,9 @@ impl Rp<'_> {
         }
         // A bearer token in the WebSocket subprotocol list never goes upstream, used or not:
         // the one used travels in Authorization; another was never checked.
-        let protocols = req.header_values("sec-websocket-protocol");
-        let carries_token = |v: &&[u8]| String::from_utf8_lossy(v).split(',').any(|p| p.trim().starts_with(bearer::K8S_PROTOCOL_PREFIX));
-        if protocols.iter().any(carries_token) {
-            let rest: Vec<String> = protocols
-                .iter()
-                .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
-                .filter(|p| !p.is_empty() && !p.starts_with(bearer::K8S_PROTOCOL_PREFIX))
-                .collect();
+        let protocols = req.subprotocols();
+        if protocols.iter().any(|p| p.starts_with(bearer::K8S_PROTOCOL_PREFIX)) {
+            let rest: Vec<&str> = protocols.iter().filter(|p| !p.starts_with(bearer::K8S_PROTOCOL_PREFIX)).map(String::as_str).collect();
             if rest.is_empty() {
                 fwd.remove_headers.push("sec-websocket-protocol".into());
             } else {
@@ -699,6 +693,12 @@ impl Rp<'_> {
     /// The origin of the request (`https://host:port`).
     fn origin(req: &RequestView) -> String {
         format!("{}://{}", if req.is_https() { "https" } else { "http" }, req.authority)
+    }
+
+    /// The path of `url` (a `Referer`) when it is on the request's own origin.
+    fn path_on_own_origin<'u>(req: &RequestView, url: &'u str) -> Option<&'u str> {
+        let own = Rp::origin(req);
+        url.get(..own.len()).filter(|o| o.eq_ignore_ascii_case(&own)).and_then(|_| url.get(own.len()..)).filter(|p| p.starts_with('/'))
     }
 }
 

@@ -117,18 +117,12 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_refresh: 
 /// A cookie rides along with any request the browser makes, including a WebSocket opened
 /// by another site's script: only our own origin (or a configured one) may use it.
 fn origin_allowed(rp: &Rp<'_>, req: &RequestView) -> bool {
-    // An Origin that is there but unreadable is no origin of ours (not the same as none).
-    if req.header("origin").is_some() && req.header_str("origin").is_none() {
-        return false;
-    }
-    match req.header_str("origin") {
-        // Not a browser: no ambient cookie to hijack.
-        None => true,
-        Some(origin) => {
-            let origin = origin.trim();
-            origin.eq_ignore_ascii_case(&Rp::origin(req)) || rp.profile.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
-        }
-    }
+    // Not a browser: no ambient cookie to hijack.
+    let Some(origin) = req.header("origin") else { return true };
+    // There but unreadable: no origin of ours (not the same as none).
+    let Ok(origin) = std::str::from_utf8(origin) else { return false };
+    let origin = origin.trim();
+    origin.eq_ignore_ascii_case(&Rp::origin(req)) || rp.profile.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
 }
 
 pub(super) fn authorization(rp: &Rp<'_>, session: &Session) -> Authorization {
