@@ -159,6 +159,9 @@ pub enum Event {
 }
 
 impl Event {
+    /// The events nearly every request ends in: the shell counts them in batches.
+    pub const PER_REQUEST: [Event; 3] = [Event::SessionAccepted, Event::TokenAccepted, Event::PassThrough];
+
     /// The Envoy stat this event counts in (`wasmcustom.` is prepended by Envoy); borrowed
     /// for the per-request events, so counting them allocates nothing.
     pub fn metric_name(&self) -> Cow<'static, str> {

@@ -56,7 +56,7 @@ impl Shared {
     pub fn record(&self, events: &[Event]) {
         if let Ok(mut m) = self.metrics.try_borrow_mut() {
             for e in events {
-                m.count(&e.metric_name());
+                m.record(e);
             }
         }
     }

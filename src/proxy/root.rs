@@ -203,7 +203,7 @@ impl RootContext for Root {
             views: RefCell::new(views),
             parked: RefCell::new(HashMap::new()),
             response_headers: RefCell::new(HashMap::new()),
-            metrics: RefCell::new(Metrics::default()),
+            metrics: RefCell::new(Metrics::with_batched_defined()),
             outbox: RefCell::new(Vec::new()),
             wake_queue: std::cell::Cell::new(None),
         };
@@ -225,6 +225,9 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let Some(shared) = self.shared.clone() else { return };
+        if let Ok(mut metrics) = shared.metrics.try_borrow_mut() {
+            metrics.flush();
+        }
         shared.sync_views();
         self.refresh_providers(&shared);
         self.release_parked(&shared);
