@@ -181,7 +181,7 @@ impl Reason {
             AtHashMismatch => "the ID token's at_hash does not match the access token",
             ClaimInvalid => "a claim of the token has the wrong type",
             StateMissing => "the login response has no state",
-            StateUnknown => "the login response does not belong to a login started in this browser",
+            StateUnknown => "the login response matches no sign-in waiting in this browser (it was started elsewhere, or newer sign-ins in other tabs replaced it)",
             StateReplayed => "the login response was already used",
             TransactionExpired => "the login took too long",
             IssParamMismatch => "the login response came from another issuer",

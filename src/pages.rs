@@ -83,12 +83,16 @@ pub fn ambiguous_host() -> LocalResponse {
 }
 
 /// A failed login: the page tells the user to start over from the application's root.
-pub fn login_failed(status: u16, reason: Reason, what: &str) -> LocalResponse {
+/// `again`: the link that starts over (a new login back to the page the user wanted, when known).
+pub fn login_failed(status: u16, reason: Reason, what: &str, again: &str) -> LocalResponse {
     error_page(
         status,
         "Sign-in failed",
         what,
-        "Please <a href=\"/\">start again</a>. If this keeps happening, contact the site's administrator and quote the code below.",
+        &format!(
+            "Please <a href=\"{}\">start again</a>. If this keeps happening, contact the site's administrator and quote the code below.",
+            escape_html(again)
+        ),
         reason,
     )
 }

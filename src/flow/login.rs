@@ -105,7 +105,7 @@ pub fn initiate(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     if let Some((_, iss)) = query.pairs().iter().find(|(k, v)| k == "iss" && *v != rp.provider.issuer) {
         log::warn!("oidc-edge: login initiation for issuer `{}` refused: this route's issuer is `{}`", iss.escape_debug(), rp.provider.issuer);
         cx.events.push(Event::LoginFailed(Reason::LoginIssuerUnknown));
-        return Decision::Respond(pages::login_failed(400, Reason::LoginIssuerUnknown, "The sign-in link names an identity provider this site does not use."));
+        return Decision::Respond(pages::login_failed(400, Reason::LoginIssuerUnknown, "The sign-in link names an identity provider this site does not use.", "/"));
     }
     let return_to = initiation_target(rp, req, query.single("target_link_uri"));
     let hint = query.single("login_hint").filter(|h| !h.is_empty() && h.len() <= MAX_LOGIN_HINT && !h.chars().any(char::is_control));
@@ -122,7 +122,12 @@ pub fn resubmit_href(rp: &Rp<'_>, req: &RequestView) -> String {
         .and_then(|r| Rp::path_on_own_origin(req, r))
         .map(|p| p.split('#').next().unwrap_or_default())
         .map_or_else(|| "/".to_string(), |p| safe_return_path(p, &rp.profile.redirect_path));
-    format!("{}?{}", rp.profile.login_path, form_encode(&[("target_link_uri", &back)]))
+    sign_in_href(rp, &back)
+}
+
+/// The login initiation path that returns to `return_to` (checked again when followed).
+fn sign_in_href(rp: &Rp<'_>, return_to: &str) -> String {
+    format!("{}?{}", rp.profile.login_path, form_encode(&[("target_link_uri", return_to)]))
 }
 
 /// The path (without query) of a login initiation's `target_link_uri`, absolute or not.
@@ -160,7 +165,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
         Err(not_ready) => return *not_ready,
     };
     let Some(redirect_uri) = redirect_uri(rp, req) else {
-        return Decision::Respond(pages::login_failed(400, Reason::Internal, "The request's Host header is not a valid host name."));
+        return Decision::Respond(pages::login_failed(400, Reason::Internal, "The request's Host header is not a valid host name.", "/"));
     };
     let names = rp.names(req);
     let cookies = req.cookies();
@@ -187,7 +192,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     };
     let tx_name = format!("{}{}", names.tx_prefix, callback::state_id(&tx.state));
     let Some(sealed) = rp.seal_json(&rp.tx_label(&tx_name), &tx, cx) else {
-        return Decision::Respond(pages::login_failed(500, Reason::Internal, "The sign-in could not be prepared."));
+        return Decision::Respond(pages::login_failed(500, Reason::Internal, "The sign-in could not be prepared.", "/"));
     };
     let mut headers = vec![
         ("location".to_string(), location),
@@ -244,12 +249,21 @@ fn with_extra_params(location: String, params: &[(String, Option<String>)]) -> S
     out
 }
 
-fn fail(cx: &mut Context<'_>, status: u16, reason: Reason, detail: &str, clear: Option<(&str, &Attributes)>) -> Decision {
+/// The login cookie a failed callback clears; `return_to` once it opened, so that the
+/// failure page's "start again" link starts a new login back to the same page.
+struct Spent<'a> {
+    cookie: &'a str,
+    attrs: &'a Attributes,
+    return_to: Option<&'a str>,
+}
+
+fn fail(cx: &mut Context<'_>, rp: &Rp<'_>, status: u16, reason: Reason, detail: &str, spent: Option<Spent<'_>>) -> Decision {
     log::warn!("oidc-edge: login failed: {} ({detail})", reason.code());
     cx.events.push(Event::LoginFailed(reason));
-    let mut page = pages::login_failed(status, reason, &format!("{}.", capitalise(reason.describe())));
-    if let Some((name, attrs)) = clear {
-        page.headers.push(("set-cookie".into(), cookies::clear_cookie(name, attrs)));
+    let again = spent.as_ref().and_then(|s| s.return_to).map_or_else(|| "/".to_string(), |to| sign_in_href(rp, to));
+    let mut page = pages::login_failed(status, reason, &format!("{}.", capitalise(reason.describe())), &again);
+    if let Some(spent) = spent {
+        page.headers.push(("set-cookie".into(), cookies::clear_cookie(spent.cookie, spent.attrs)));
     }
     Decision::Respond(page)
 }
@@ -269,7 +283,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     };
     let params = callback::Params::parse(req.query());
     let Some(state) = params.state.as_deref() else {
-        return fail(cx, 400, Reason::StateMissing, "no state parameter", None);
+        return fail(cx, rp, 400, Reason::StateMissing, "no state parameter", None);
     };
     let tx_name = format!("{}{}", names.tx_prefix, callback::state_id(state));
     let cookies = req.cookies();
@@ -285,33 +299,35 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
                 body: String::new(),
             });
         }
-        return fail(cx, 400, Reason::StateUnknown, "no transaction cookie for this state", None);
+        return fail(cx, rp, 400, Reason::StateUnknown, "no transaction cookie for this state", None);
     };
-    let clear = Some((tx_name.as_str(), &names.attrs));
+    let unopened = || Some(Spent { cookie: &tx_name, attrs: &names.attrs, return_to: None });
     let Some(tx) = rp.open_json::<Transaction>(&rp.tx_label(&tx_name), sealed) else {
-        return fail(cx, 400, Reason::StateUnknown, "the transaction cookie does not open", clear);
+        return fail(cx, rp, 400, Reason::StateUnknown, "the transaction cookie does not open", unopened());
     };
     if !bool::from(subtle::ConstantTimeEq::ct_eq(tx.state.as_bytes(), state.as_bytes())) {
-        return fail(cx, 400, Reason::StateUnknown, "state differs from the transaction's", clear);
+        return fail(cx, rp, 400, Reason::StateUnknown, "state differs from the transaction's", unopened());
     }
+    let clear = || Some(Spent { cookie: &tx_name, attrs: &names.attrs, return_to: Some(&tx.return_to) });
     if cx.now >= after(tx.created, rp.profile.login_timeout) {
-        return fail(cx, 400, Reason::TransactionExpired, "login_timeout passed", clear);
+        return fail(cx, rp, 400, Reason::TransactionExpired, "login_timeout passed", clear());
     }
     if params.repeated {
-        return fail(cx, 400, Reason::ResponseParamRepeated, "code, state, iss or error appears more than once", clear);
+        return fail(cx, rp, 400, Reason::ResponseParamRepeated, "code, state, iss or error appears more than once", clear());
     }
     match params.iss.as_deref() {
-        Some(iss) if iss != rp.provider.issuer => return fail(cx, 400, Reason::IssParamMismatch, "iss parameter is another issuer", clear),
+        Some(iss) if iss != rp.provider.issuer => return fail(cx, rp, 400, Reason::IssParamMismatch, "iss parameter is another issuer", clear()),
         None if metadata.iss_parameter_supported => {
-            return fail(cx, 400, Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none", clear)
+            return fail(cx, rp, 400, Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none", clear())
         }
         None if rp.engine.callback_shared_across_issuers(&req.authority, rp.index) => {
             return fail(
                 cx,
+                rp,
                 400,
                 Reason::IssParamMissing,
                 "the callback path is shared with a route of another issuer, so the response must name its issuer (RFC 9207; RFC 9700 4.4 IdP mix-up): give this route its own redirect_path",
-                clear,
+                clear(),
             );
         }
         _ => {}
@@ -330,17 +346,17 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
             other => format!("The identity provider refused the sign-in ({other})."),
         };
         let status = if error == "access_denied" { 403 } else { 400 };
-        let mut page = pages::login_failed(status, Reason::IdpError, &what);
+        let mut page = pages::login_failed(status, Reason::IdpError, &what, &sign_in_href(rp, &tx.return_to));
         page.headers.push(("set-cookie".into(), cookies::clear_cookie(&tx_name, &names.attrs)));
         return Decision::Respond(page);
     }
     let Some(code) = params.code.as_deref() else {
-        return fail(cx, 400, Reason::CodeMissing, "no code parameter", clear);
+        return fail(cx, rp, 400, Reason::CodeMissing, "no code parameter", clear());
     };
     let keep_until = after(after(tx.created, rp.profile.login_timeout), rp.profile.clock_skew);
     let used_key = format!("oidc-edge/{}/used-states", rp.provider.namespace);
     if !callback::redeem(cx.store, &used_key, state, cx.now, keep_until) {
-        return fail(cx, 400, Reason::StateReplayed, "this state was already redeemed", clear);
+        return answered_twice(rp, req, &tx, &tx_name, cx);
     }
     let client = rp.token_client(cx);
     let call = token::code_exchange(&client, &metadata.token_endpoint, code, &tx.redirect_uri, &tx.code_verifier);
@@ -355,21 +371,48 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     Decision::Call(call, Pending::CodeExchange(Box::new(exchange)))
 }
 
-fn fail_exchange(cx: &mut Context<'_>, ex: &Exchange, status: u16, reason: Reason, detail: &str) -> Decision {
-    fail(cx, status, reason, detail, Some((&ex.tx_cookie, &ex.attrs)))
+/// This browser's own login (its cookie opened and holds the state), answered a second
+/// time: a reload while the first answer was on its way (a slow token endpoint), or that
+/// answer lost. The code is never exchanged twice (RFC 9700 4.5); the browser is sent on
+/// instead of being shown an error: to its page when it is signed in by now, else into
+/// a new login to that page, which the IdP's session makes quick.
+fn answered_twice(rp: &Rp<'_>, req: &RequestView, tx: &Transaction, tx_name: &str, cx: &mut Context<'_>) -> Decision {
+    log::info!("oidc-edge: a login response arrived twice from the browser that started it (a reload while the first was in flight?); its code is not exchanged again");
+    cx.events.push(Event::LoginFailed(Reason::StateReplayed));
+    let names = rp.names(req);
+    let clear = ("set-cookie".to_string(), cookies::clear_cookie(tx_name, &names.attrs));
+    if super::session::open_even_expired(rp, req).is_some() {
+        let return_to = safe_return_path(&tx.return_to, &rp.profile.redirect_path);
+        return Decision::Respond(LocalResponse {
+            status: 302,
+            headers: vec![("location".into(), return_to), ("cache-control".into(), "no-store".into()), clear],
+            body: String::new(),
+        });
+    }
+    match begin(rp, req, &tx.return_to, None, false, cx) {
+        Decision::Respond(mut again) => {
+            again.headers.push(clear);
+            Decision::Respond(again)
+        }
+        other => other,
+    }
+}
+
+fn fail_exchange(cx: &mut Context<'_>, rp: &Rp<'_>, ex: &Exchange, status: u16, reason: Reason, detail: &str) -> Decision {
+    fail(cx, rp, status, reason, detail, Some(Spent { cookie: &ex.tx_cookie, attrs: &ex.attrs, return_to: Some(&ex.tx.return_to) }))
 }
 
 /// The token endpoint answered the code exchange.
 pub fn on_token_response(rp: &Rp<'_>, ex: Exchange, response: Option<&CallResponse>, cx: &mut Context<'_>) -> Decision {
     let Some(response) = response else {
-        return fail_exchange(cx, &ex, 502, Reason::TokenEndpointFailed, "the token call could not be dispatched; check idp_cluster");
+        return fail_exchange(cx, rp, &ex, 502, Reason::TokenEndpointFailed, "the token call could not be dispatched; check idp_cluster");
     };
     let tokens = match token::parse_response(response) {
         Ok(t) => t,
-        Err(e) => return fail_exchange(cx, &ex, if e.refused { 400 } else { 502 }, e.reason, &e.detail),
+        Err(e) => return fail_exchange(cx, rp, &ex, if e.refused { 400 } else { 502 }, e.reason, &e.detail),
     };
     if tokens.id_token.is_none() {
-        return fail_exchange(cx, &ex, 502, Reason::IdTokenMissing, "the token response has no id_token");
+        return fail_exchange(cx, rp, &ex, 502, Reason::IdTokenMissing, "the token response has no id_token");
     }
     validate_and_finish(rp, Finishing { exchange: ex, tokens, userinfo: None }, cx, true)
 }
@@ -378,7 +421,7 @@ pub fn on_token_response(rp: &Rp<'_>, ex: Exchange, response: Option<&CallRespon
 /// userinfo when configured, then makes the session.
 pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, may_wait: bool) -> Decision {
     let Some(view) = rp.view(cx) else {
-        return fail_exchange(cx, &fin.exchange, 503, Reason::KeysNotLoaded, "no provider view");
+        return fail_exchange(cx, rp, &fin.exchange, 503, Reason::KeysNotLoaded, "no provider view");
     };
     let id_token = fin.tokens.id_token.clone().unwrap_or_default();
     let issuers = [rp.provider.issuer.clone()];
@@ -409,15 +452,15 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
                 let deadline = rp.provider.wait_deadline(cx.now);
                 return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::LoginKeys(Box::new(fin)) });
             }
-            return fail_exchange(cx, &fin.exchange, 400, reason, "no key verifies the ID token and the refetch cooldown is running");
+            return fail_exchange(cx, rp, &fin.exchange, 400, reason, "no key verifies the ID token and the refetch cooldown is running");
         }
-        Err(reason) => return fail_exchange(cx, &fin.exchange, 400, reason, reason.describe()),
+        Err(reason) => return fail_exchange(cx, rp, &fin.exchange, 400, reason, reason.describe()),
     };
     // OIDC Core 3.1.2.1 / 3.1.3.7 (13): with `max_age` asked for, `auth_time` must be there and recent.
     if let Some(max_age) = rp.profile.max_age() {
         let fresh = claims.raw.get("auth_time").and_then(Value::as_u64).is_some_and(|t| after(after(t, max_age), rp.profile.clock_skew) >= cx.now);
         if !fresh {
-            return fail_exchange(cx, &fin.exchange, 400, Reason::AuthTimeInvalid, "max_age was sent; auth_time is missing or older");
+            return fail_exchange(cx, rp, &fin.exchange, 400, Reason::AuthTimeInvalid, "max_age was sent; auth_time is missing or older");
         }
     }
     if let Some(call) = userinfo_call(rp, view, &fin) {
@@ -444,7 +487,7 @@ pub fn on_userinfo(rp: &Rp<'_>, mut fin: Finishing, response: Option<&CallRespon
     let parsed = response.filter(|r| r.status == 200).and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
     let Some(Value::Object(info)) = parsed else {
         let status = response.map(|r| r.status).unwrap_or(0);
-        return fail_exchange(cx, &fin.exchange, 502, Reason::UserinfoFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
+        return fail_exchange(cx, rp, &fin.exchange, 502, Reason::UserinfoFailed, &format!("userinfo answered HTTP {status} without a JSON object"));
     };
     fin.userinfo = Some(info);
     // Userinfo may have been fetched before the ID token's new `kid` was known: the wait
@@ -457,7 +500,7 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
     let mut extra = Map::new();
     if let Some(info) = &fin.userinfo {
         if info.get("sub").and_then(Value::as_str) != Some(claims.sub.as_str()) {
-            return fail_exchange(cx, ex, 400, Reason::ClaimInvalid, "the userinfo sub differs from the ID token's");
+            return fail_exchange(cx, rp, ex, 400, Reason::ClaimInvalid, "the userinfo sub differs from the ID token's");
         }
         // Prefer the ID token: userinfo only adds what the ID token lacks.
         for (k, v) in info {
@@ -484,7 +527,7 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
         expires: after(cx.now, rp.profile.session_lifetime),
     };
     let Some(set_cookies) = super::session::write_cookies(rp, &session, &ex.session_name, &ex.old_session_cookies, &ex.attrs, cx) else {
-        return fail_exchange(cx, ex, 502, Reason::TokenResponseInvalid, "the tokens are too large to keep in cookies");
+        return fail_exchange(cx, rp, ex, 502, Reason::TokenResponseInvalid, "the tokens are too large to keep in cookies");
     };
     let location = return_path(rp, &ex.tx.return_to);
     let mut cookie_headers = vec![("set-cookie".to_string(), cookies::clear_cookie(&ex.tx_cookie, &ex.attrs))];

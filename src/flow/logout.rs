@@ -51,7 +51,14 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
         return Decision::Respond(pages::logout_confirm(&rp.profile.logout_path));
     }
     let session = super::session::open_even_expired(rp, req);
-    let mut headers = vec![("cache-control".to_string(), "no-store".to_string()), ("referrer-policy".to_string(), "no-referrer".to_string())];
+    let mut headers = vec![
+        ("cache-control".to_string(), "no-store".to_string()),
+        ("referrer-policy".to_string(), "no-referrer".to_string()),
+        // The pages seen while signed in stay in the browser's caches (the back/forward
+        // cache included), where Back would show them to the next person at this computer
+        // (OWASP ASVS 8.2.1). Browsers honour this over https and on localhost only.
+        ("clear-site-data".to_string(), "\"cache\"".to_string()),
+    ];
     clear_sessions(rp, req, &mut headers);
     // Routes of this host that share the logout path end too: a user who signs out of the
     // site expects to be signed out of all of it, whichever route's page the link was on.

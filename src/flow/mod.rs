@@ -327,7 +327,7 @@ impl Engine {
         };
         let index = self.select_profile(req, by_route);
         let Some(rp) = self.rp(index) else {
-            return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured."));
+            return Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured.", "/"));
         };
         let path = req.path_only();
         if path == rp.profile.redirect_path {
@@ -451,7 +451,7 @@ impl Engine {
             Pending::Userinfo(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::on_userinfo(rp, *fin, response, cx)),
             Pending::Refresh(r) => self.with_rp(r.profile, cx, |rp, cx| refresh::on_refresh_response(rp, *r, response, cx)),
             Pending::LoginKeys(_) | Pending::RefreshKeys(_) | Pending::SharedRefresh(_) | Pending::Bearer(_) => {
-                Decision::Respond(pages::login_failed(500, Reason::Internal, "An internal error occurred."))
+                Decision::Respond(pages::login_failed(500, Reason::Internal, "An internal error occurred.", "/"))
             }
         }
     }
@@ -478,7 +478,7 @@ impl Engine {
     fn with_rp(&self, index: usize, cx: &mut Context<'_>, f: impl FnOnce(&Rp<'_>, &mut Context<'_>) -> Decision) -> Decision {
         match self.rp(index) {
             Some(rp) => f(&rp, cx),
-            None => Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured.")),
+            None => Decision::Respond(pages::login_failed(500, Reason::Internal, "The gateway is misconfigured.", "/")),
         }
     }
 

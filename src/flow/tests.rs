@@ -543,14 +543,55 @@ fn only_a_get_completes_the_callback() {
 }
 
 #[test]
-fn replayed_callback_is_refused() {
+fn a_callback_answered_twice_never_exchanges_again_and_sends_the_browser_on() {
+    // The browser that started the login reloads while the first answer is on its way.
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/deep?x=1");
+    let q = format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
+    assert!(matches!(callback(&mut w, &s, &q), Decision::Call(..)));
+    let r = respond(callback(&mut w, &s, &q));
+    assert!(w.events.contains(&Event::LoginFailed(Reason::StateReplayed)));
+    assert_eq!(r.status, 302, "a new login, not an error page");
+    let loc = header(&r, "location").unwrap();
+    let new_state = Query::parse(loc.split_once('?').unwrap().1).single("state").unwrap().to_string();
+    assert!(loc.starts_with("https://idp.example.com/auth?") && new_state != s.state, "{loc}");
+    let jar = set_cookies(&r.headers);
+    assert!(jar.iter().any(|(n, v)| *n == s.cookies[0].0 && v.is_empty()), "the spent login cookie goes: {jar:?}");
+    // The new login returns to the same page.
+    let fresh: Vec<(String, String)> = jar.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let again = Started { state: new_state.clone(), nonce: String::new(), challenge: String::new(), cookies: fresh };
+    assert!(matches!(callback(&mut w, &again, &format!("code=c2&state={new_state}&iss=https%3A%2F%2Fidp.example.com")), Decision::Call(..)));
+
+    // Signed in by now (the first answer did arrive): straight to the page.
+    let mut w = World::new(json!({}));
+    let session = login(&mut w, json!({}), None);
+    let s = start_login(&mut w, "/other");
+    let q = format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
+    assert!(matches!(callback(&mut w, &s, &q), Decision::Call(..)));
+    let both: Vec<(String, String)> = s.cookies.iter().chain(&session).cloned().collect();
+    let twice = Started { state: s.state.clone(), nonce: String::new(), challenge: String::new(), cookies: both };
+    let r = respond(callback(&mut w, &twice, &q));
+    assert_eq!((r.status, header(&r, "location")), (302, Some("/other")));
+
+    // Another browser (no login cookie for the state) gets the refusal page.
     let mut w = World::new(json!({}));
     let s = start_login(&mut w, "/");
     let q = format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state);
     assert!(matches!(callback(&mut w, &s, &q), Decision::Call(..)));
-    let r = respond(callback(&mut w, &s, &q));
+    let r = respond(w.request(&req("GET", &format!("/oauth2/callback?{q}"), &[HTML])));
     assert_eq!(r.status, 400);
-    assert!(w.events.contains(&Event::LoginFailed(Reason::StateReplayed)));
+}
+
+#[test]
+fn a_failed_login_offers_to_start_again_to_the_same_page() {
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/deep?x=1");
+    let r = respond(callback(&mut w, &s, &format!("error=access_denied&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)));
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("href=\"/oauth2/login?target_link_uri=%2Fdeep%3Fx%3D1\""), "{}", r.body);
+    // Before the login cookie opened, nothing is known of the page: the site's root.
+    let r = respond(callback(&mut w, &s, "code=c&state=forged&iss=https%3A%2F%2Fidp.example.com"));
+    assert!(r.body.contains("href=\"/\""), "{}", r.body);
 }
 
 #[test]
@@ -1356,6 +1397,7 @@ fn logout() {
     assert!(loc.starts_with("https://idp.example.com/logout?id_token_hint=eyJ"), "{loc}");
     assert!(loc.contains("client_id=app") && loc.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.example.com%2Fbye"));
     assert!(set_cookies(&r.headers).iter().any(|(n, v)| n == "oidc_edge" && v.is_empty()));
+    assert_eq!(header(&r, "clear-site-data"), Some("\"cache\""), "Back shows no signed-in page");
     // A huge ID token is no hint: the URL would be refused at the IdP.
     let big = login(&mut w, json!({"pad": "x".repeat(6000)}), None);
     let r = respond(w.request(&req_owned("POST", "/oauth2/logout", &with_cookies(&big, &[("origin", "http://app.example.com")]))));

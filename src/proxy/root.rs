@@ -86,7 +86,7 @@ impl Root {
                 Next::Called(..) => {
                     // A waiting request never calls out again; treat it as a failure.
                     log::error!("oidc-edge: internal error: a released request tried to call out");
-                    host::send_response(&crate::pages::login_failed(500, crate::error::Reason::Internal, "An internal error occurred."));
+                    host::send_response(&crate::pages::login_failed(500, crate::error::Reason::Internal, "An internal error occurred.", "/"));
                 }
             }
         }

@@ -217,14 +217,32 @@ def test_callback_with_foreign_state(stack):
 
 
 def test_callback_replayed_after_success(stack):
-    start = start_login(stack, "/")
+    """The same answer again from the browser that started the login (a reload while
+    the first answer was on its way): its code is not exchanged a second time, and the
+    browser is sent into a new login back to the same page instead of an error page."""
+    start = start_login(stack, "/replayed?x=1")
     tx = filter_cookies(start.session)
     assert tx
     idp = complete_at_idp(start.session, start.authorize_url)
+    exchanges = stack.idp_stats().get("/token", 0)
     ok = call_callback(start.session, idp.callback_url)
     assert ok.status_code == 302, (ok.status_code, ok.text[:300])
-    # The same callback URL with the same transaction cookie, again.
-    _callback_with(stack, browser_with_cookies(tx), idp.callback_url)
+    assert stack.idp_stats().get("/token", 0) == exchanges + 1
+    before = stack.upstream_count()
+    again = call_callback(browser_with_cookies(tx), idp.callback_url)
+    assert again.status_code == 302, (again.status_code, again.text[:300])
+    assert again.headers["Location"].startswith(stack.discovery["authorization_endpoint"] + "?"), again.headers
+    assert query_params(again.headers["Location"]).get("state") not in (None, start.state)
+    made = [c.name for c in created_cookies(again, PREFIX)]
+    assert made and all("_tx." in n for n in made), f"only a new login cookie: {made}"
+    assert stack.idp_stats().get("/token", 0) == exchanges + 1, "the code went to the token endpoint once"
+    assert settle_count(stack) == before
+    # The new login lands on the page first asked for.
+    again_browser = browser_with_cookies(tx)
+    again_browser.cookies.update(again.cookies)
+    landed = complete_at_idp(again_browser, again.headers["Location"])
+    done = call_callback(again_browser, landed.callback_url)
+    assert (done.status_code, done.headers.get("Location")) == (302, "/replayed?x=1"), done.text[:300]
 
 
 def test_callback_without_transaction_cookie(stack):
