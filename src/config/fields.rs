@@ -155,7 +155,7 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-fn human(secs: u64) -> String {
+pub(super) fn human(secs: u64) -> String {
     if secs == 0 {
         "0s".into()
     } else if secs % DAY == 0 {

@@ -491,6 +491,18 @@ fn parse_provider(f: &Fields<'_>, issuer: &str, idp_cluster: &str, keys_only: bo
         kid_refetch_cooldown: f.optional_duration("kid_refetch_cooldown", 1, HOUR)?.unwrap_or(30),
         max_key_staleness: f.optional_duration("max_key_staleness", MINUTE, 30 * DAY)?.unwrap_or(DAY),
     };
+    // Keys are refused once `max_key_staleness` passes without a successful fetch; with a
+    // refresh interval as long, a healthy IdP would see its keys refused until the next
+    // scheduled fetch.
+    if p.static_keys.is_none() && p.max_key_staleness <= p.jwks_refresh_interval {
+        let (staleness, interval) = (super::fields::human(p.max_key_staleness), super::fields::human(p.jwks_refresh_interval));
+        return Err(f.err(
+            "max_key_staleness",
+            format!(
+                "is {staleness}, not longer than jwks_refresh_interval ({interval}): keys would be refused between two scheduled fetches while the IdP is healthy. Make max_key_staleness several refresh intervals, to leave room for retries (the defaults: jwks_refresh_interval 1h, max_key_staleness 24h), or shorten jwks_refresh_interval"
+            ),
+        ));
+    }
     p.namespace = provider_namespace(&p);
     Ok(p)
 }

@@ -29,7 +29,7 @@ pub const FIELDS: &[FieldDoc] = &[
     FieldDoc { name: "key_rotation", kind: "string", default: "`replace`", doc: "How a fetched JWKS combines with the keys in force: `replace` (the fetched set only), `add` (keys are never dropped), `expire_after` (keys missing from the fetched set stay valid for `key_overlap`)." },
     FieldDoc { name: "key_overlap", kind: "duration", default: "`1h`", doc: "With `key_rotation: expire_after`: how long a key missing from the fetched set stays valid (1 hour to 1 day)." },
     FieldDoc { name: "kid_refetch_cooldown", kind: "duration", default: "`30s`", doc: "A token with an unknown `kid` triggers a JWKS refetch at most once per this period, for the whole proxy (1s to 1h)." },
-    FieldDoc { name: "max_key_staleness", kind: "duration", default: "`24h`", doc: "The longest a key set is used without a successful refresh; after that, tokens are refused until the IdP answers (1 minute to 30 days)." },
+    FieldDoc { name: "max_key_staleness", kind: "duration", default: "`24h`", doc: "The longest a key set is used without a successful refresh; after that, tokens are refused until the IdP answers (1 minute to 30 days, longer than `jwks_refresh_interval`)." },
     // The client.
     FieldDoc { name: "client_id", kind: "string", default: "required", doc: "The client ID registered at the IdP." },
     FieldDoc { name: "client_secret", kind: "secret", default: "required (except with `private_key_jwt`)", doc: "The client secret registered at the IdP." },

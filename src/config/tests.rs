@@ -122,6 +122,8 @@ fn errors_name_the_field() {
         (json!({"idp_timeout": "forever"}), "idp_timeout", "duration"),
         (json!({"jwks_refresh_interval": "10s"}), "jwks_refresh_interval", "between 1m and 30d"),
         (json!({"jwks_refresh_interval": "31d"}), "jwks_refresh_interval", "between"),
+        (json!({"jwks_refresh_interval": "7d"}), "max_key_staleness", "is 1d, not longer than jwks_refresh_interval (7d)"),
+        (json!({"jwks_refresh_interval": "1m", "max_key_staleness": "1m"}), "max_key_staleness", "refused between two scheduled fetches"),
         (json!({"key_rotation": "rotate"}), "key_rotation", "replace"),
         (json!({"key_rotation": "expire_after", "key_overlap": "10m"}), "key_overlap", "between 1h and 1d"),
         (json!({"key_overlap": "2h"}), "key_overlap", "expire_after"),
