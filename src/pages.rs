@@ -205,11 +205,15 @@ pub fn not_ready(api: bool, retry_after: u64) -> LocalResponse {
             503,
             "Sign-in is not available yet",
             "The gateway has not yet loaded the identity provider's settings and keys.",
-            "Please try again in a few seconds.",
+            "This page tries again by itself in a few seconds.",
             Reason::NotReady,
         )
     };
     resp.headers.push(("retry-after".into(), retry_after.to_string()));
+    if !api {
+        // Browsers reload the page after that many seconds (HTML's `Refresh`).
+        resp.headers.push(("refresh".into(), retry_after.to_string()));
+    }
     resp
 }
 
@@ -228,7 +232,9 @@ mod tests {
         let n = not_ready(false, 5);
         assert_eq!(n.status, 503);
         assert!(n.headers.iter().any(|(k, v)| k == "retry-after" && v == "5"));
+        assert!(n.headers.iter().any(|(k, v)| k == "refresh" && v == "5"), "the browser retries by itself");
         assert_eq!(not_ready(true, 5).status, 401);
+        assert!(!not_ready(true, 5).headers.iter().any(|(k, _)| k == "refresh"));
         let c = continue_to("/a?x=\"><script>&y", true);
         assert_eq!(c.status, 200);
         assert!(!c.body.contains("<script>") && c.body.contains("url=/a?x=&quot;&gt;&lt;script&gt;&amp;y\""), "{}", c.body);
