@@ -84,10 +84,6 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
-    }
-
     /// Whether refetching the set could turn this refusal into a pass: the token names a
     /// `kid` the set lacks, or the set names no key at all (an IdP without `kid`s), so a
     /// signature no key verifies may come from a key it rotated in since.

@@ -356,11 +356,6 @@ pub fn gauges(provider: usize, audit: &Audit) -> Vec<(String, u64)> {
     out
 }
 
-/// The endpoint a plan targets, for logs.
-pub fn endpoint_of(plan: &Plan) -> &Endpoint {
-    &plan.call.endpoint
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

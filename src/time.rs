@@ -8,8 +8,3 @@ pub type UnixTime = u64;
 pub fn after(t: UnixTime, secs: u64) -> UnixTime {
     t.saturating_add(secs)
 }
-
-/// `t - secs`, saturating at zero.
-pub fn before(t: UnixTime, secs: u64) -> UnixTime {
-    t.saturating_sub(secs)
-}

@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn defaults_agree_with_the_filter() {
         let settings = oidc_edge::config::Settings::from_json(Value::Object(base_config()).to_string().as_bytes()).unwrap();
-        let s = settings.default_profile();
+        let s = settings.profiles.first().expect("the top level's profile");
         assert_eq!(annotations::default_of("redirect_path"), Some(json!(s.redirect_path)));
         assert_eq!(annotations::default_of("clock_skew_seconds"), Some(json!(s.clock_skew)));
         let scopes: Vec<String> = s.scope.split(' ').map(str::to_string).collect();

@@ -385,13 +385,6 @@ impl Settings {
     pub fn issuer_of(&self, profile: &Profile) -> &str {
         self.providers.get(profile.provider).map(|p| p.issuer.as_str()).unwrap_or_default()
     }
-
-    /// The default profile (the top level of the configuration).
-    pub fn default_profile(&self) -> &Profile {
-        // profiles is never empty once parsed; the fallback only satisfies the type.
-        static EMPTY: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
-        self.profiles.first().unwrap_or_else(|| EMPTY.get_or_init(Profile::placeholder))
-    }
 }
 
 /// Why `unambiguous_profile_for` cannot pick a route.
@@ -430,44 +423,6 @@ impl Profile {
     /// The `max_age` sent to the IdP (`auth_query_params`), in seconds.
     pub fn max_age(&self) -> Option<u64> {
         self.auth_query_params.iter().find(|(k, _)| k == "max_age").and_then(|(_, v)| v.as_deref()?.parse().ok())
-    }
-
-    fn placeholder() -> Profile {
-        Profile {
-            name: String::new(),
-            provider: 0,
-            bearer: vec![],
-            client_id: String::new(),
-            client_secret: String::new(),
-            client_auth: ClientAuth::Basic,
-            client_key: None,
-            assertion_audience_issuer: false,
-            cookie: CookieSettings { name: "oidc_edge".into(), domain: None, same_site: SameSite::Lax, keys: vec![] },
-            redirect_path: "/oauth2/callback".into(),
-            redirect_uri: None,
-            scope: "openid".into(),
-            auth_query_params: vec![],
-            userinfo: false,
-            clock_skew: 60,
-            allowed_algorithms: vec![Alg::RS256],
-            audiences: vec![],
-            forward_token: ForwardToken::IdToken,
-            token_cache_size: 0,
-            token_cache_ttl: 300,
-            api_paths: vec![],
-            pass_through_paths: vec![],
-            allow_query_token: false,
-            allowed_origins: vec![],
-            claim_headers: vec![],
-            claim_map: vec![],
-            require: vec![],
-            session_lifetime: 8 * HOUR,
-            login_timeout: 10 * MINUTE,
-            refresh_before_expiry: 60,
-            logout_path: "/oauth2/logout".into(),
-            login_path: "/oauth2/login".into(),
-            post_logout_redirect_uri: None,
-        }
     }
 }
 

@@ -458,7 +458,7 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
     };
     // OIDC Core 3.1.2.1 / 3.1.3.7 (13): with `max_age` asked for, `auth_time` must be there and recent.
     if let Some(max_age) = rp.profile.max_age() {
-        let fresh = claims.raw.get("auth_time").and_then(Value::as_u64).is_some_and(|t| after(after(t, max_age), rp.profile.clock_skew) >= cx.now);
+        let fresh = crate::jwt::claims::numeric_date(&claims.raw, "auth_time").ok().flatten().is_some_and(|t| after(after(t, max_age), rp.profile.clock_skew) >= cx.now);
         if !fresh {
             return fail_exchange(cx, rp, &fin.exchange, 400, Reason::AuthTimeInvalid, "max_age was sent; auth_time is missing or older");
         }
@@ -513,6 +513,12 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
         (crate::config::ForwardToken::AccessToken, Some(secs)) => after(cx.now, secs),
         _ => claims.exp,
     };
+    // An ID token only inside the clock skew validates, but a session of it would read as
+    // expired on the very next request, which would send the browser back to the IdP for
+    // another such token, round and round. Say so once instead.
+    if cx.now >= token_exp {
+        return fail_exchange(cx, rp, ex, 502, Reason::Expired, "the IdP's token has already expired by this gateway's clock: check both clocks (NTP) and the IdP's token lifetime");
+    }
     let email = claims.raw.get("email").or_else(|| extra.get("email")).and_then(Value::as_str).map(str::to_string);
     let session = Session {
         sub: claims.sub.clone(),

@@ -224,6 +224,9 @@ pub struct Engine {
     shared_paths: Vec<String>,
     /// Every profile's login initiation path (see `select_profile`).
     login_paths: Vec<String>,
+    /// More than one issuer is trusted: `sub` alone does not name a user, so the issuer
+    /// goes upstream too (providers of one issuer with other settings count once).
+    several_issuers: bool,
 }
 
 /// Headers the filter sets itself: a client's copies never reach the upstream.
@@ -248,6 +251,7 @@ impl Engine {
             .collect();
         let caches = settings.profiles.iter().map(|p| VerdictCache::new(p.token_cache_size)).collect();
         let mut cookie_bases: Vec<String> = settings.profiles.iter().map(|p| p.cookie.name.clone()).collect();
+        cookie_bases.sort();
         cookie_bases.dedup();
         let own_paths: Vec<&String> = settings.profiles.iter().flat_map(|p| [&p.redirect_path, &p.logout_path]).collect();
         let mut shared_paths: Vec<String> = own_paths.iter().filter(|p| own_paths.iter().filter(|q| q == p).count() > 1).map(|p| (*p).clone()).collect();
@@ -256,11 +260,8 @@ impl Engine {
         let mut login_paths: Vec<String> = settings.profiles.iter().map(|p| p.login_path.clone()).collect();
         login_paths.sort();
         login_paths.dedup();
-        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), strip, cookie_bases, shared_paths, login_paths }
-    }
-
-    pub fn providers(&self) -> &[ProviderConfig] {
-        &self.settings.providers
+        let several_issuers = settings.providers.iter().any(|p| p.issuer != settings.providers.first().map_or("", |f| f.issuer.as_str()));
+        Engine { settings, provider_keys, parties, caches: RefCell::new(caches), keyer: cache::Keyer::new(seed), strip, cookie_bases, shared_paths, login_paths, several_issuers }
     }
 
     /// Whether a profile of another issuer that may serve `authority` has the same callback
@@ -444,6 +445,19 @@ impl Engine {
         }
     }
 
+    /// The Envoy cluster a step's call goes through: that of the provider of the profile
+    /// it serves (routes may trust other IdPs). `None` only for a step of no profile.
+    pub fn cluster_for(&self, pending: &Pending) -> Option<&str> {
+        let profile = match pending {
+            Pending::CodeExchange(ex) => ex.profile,
+            Pending::Userinfo(f) | Pending::LoginKeys(f) => f.exchange.profile,
+            Pending::Refresh(r) | Pending::RefreshKeys(r) | Pending::SharedRefresh(r) => r.profile,
+            Pending::Bearer(b) => b.profile,
+        };
+        let provider = self.settings.profiles.get(profile)?.provider;
+        self.settings.providers.get(provider).map(|p| p.idp_cluster.as_str())
+    }
+
     /// The answer to a call started earlier (`None`: the call never went out).
     pub fn on_call_response(&self, pending: Pending, response: Option<&crate::http::CallResponse>, cx: &mut Context<'_>) -> Decision {
         match pending {
@@ -456,9 +470,10 @@ impl Engine {
         }
     }
 
-    /// A waiting request's keys changed, or its wait timed out: decide now, without waiting
-    /// again and without calling out (the shell releases it from the root context, where
-    /// a call's answer could not reach it): the answer is `Forward` or `Respond`.
+    /// A waiting request's keys changed, or its wait timed out: decide now without calling
+    /// out (the shell releases it from the root context, where a call's answer could not
+    /// reach it): `Forward` or `Respond`, or, for a request waiting on another request's
+    /// refresh that is still under way, another polling `Wait` (bounded by its lease).
     pub fn on_keys(&self, pending: Pending, cx: &mut Context<'_>) -> Decision {
         match pending {
             Pending::LoginKeys(fin) => self.with_rp(fin.exchange.profile, cx, |rp, cx| login::validate_and_finish(rp, *fin, cx, false)),
@@ -504,7 +519,8 @@ impl Engine {
     /// secrets. The others are passed on as the client wrote them (quotes and all).
     fn upstream_cookie(&self, req: &RequestView) -> CookieHeader {
         let parsed = req.parsed_cookies();
-        if !parsed.pairs.iter().any(|(n, _)| self.is_own_cookie(n)) {
+        // The parse stops at a bound: past it, only the full scan below can tell.
+        if parsed.complete && !parsed.pairs.iter().any(|(n, _)| self.is_own_cookie(n)) {
             return CookieHeader::Keep;
         }
         // The common case, only the filter's own cookies: no second pass over the header.
@@ -681,8 +697,7 @@ impl Rp<'_> {
             Authorization::Set(auth) => fwd.add_headers.push(("authorization".into(), auth)),
             Authorization::None => {}
         }
-        let several_issuers = self.engine.settings.providers.len() > 1;
-        fwd.add_headers.extend(identity::upstream_headers(identity, self.profile, several_issuers));
+        fwd.add_headers.extend(identity::upstream_headers(identity, self.profile, self.engine.several_issuers));
         debug_assert!(fwd.add_headers.iter().all(|(h, _)| self.engine.strip.contains(h)), "added headers must be stripped first");
         Decision::Forward(fwd)
     }

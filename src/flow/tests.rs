@@ -455,6 +455,11 @@ fn max_age_needs_a_recent_auth_time() {
         let patch = json!({"auth_time": auth_time.map(|d: i64| w.now as i64 + d)});
         assert_login_outcome(&mut w, patch, ok, Reason::AuthTimeInvalid);
     }
+    // A NumericDate may carry a fraction (RFC 7519 2); a string is no date.
+    for (auth_time, ok) in [(json!(T0 as f64 - 10.25), true), (json!(T0.to_string()), false)] {
+        let mut w = World::new(json!({"auth_query_params": {"max_age": ["60"]}}));
+        assert_login_outcome(&mut w, json!({ "auth_time": auth_time }), ok, Reason::AuthTimeInvalid);
+    }
 }
 
 #[test]
@@ -504,6 +509,16 @@ fn id_token_failures_never_make_a_session() {
         assert!(w.events.contains(&Event::LoginFailed(reason)), "{name}: {:?}", w.events);
         assert!(set_cookies(&r.headers).iter().all(|(_, v)| v.is_empty()), "{name}");
     }
+    // Expired only by less than the clock skew: it validates, but a session of it would be
+    // dead on the next request and send the browser round to the IdP for another.
+    let mut w = World::new(json!({}));
+    let s = start_login(&mut w, "/");
+    let Decision::Call(_, pending) = callback(&mut w, &s, &format!("code=c&state={}&iss=https%3A%2F%2Fidp.example.com", s.state)) else { panic!() };
+    let token = w.id_token(&s.nonce, json!({"exp": T0 - 30}));
+    let r = respond(w.respond(pending, &token_response(&token, None)));
+    assert_eq!(r.status, 502);
+    assert!(w.events.contains(&Event::LoginFailed(Reason::Expired)), "{:?}", w.events);
+    assert!(set_cookies(&r.headers).iter().all(|(n, v)| v.is_empty() || n.contains("_tx.")), "no session");
     // Signature attacks: alg none, a token signed by another key, HS256 with the public key.
     let mut w = World::new(json!({}));
     let s = start_login(&mut w, "/");
@@ -647,6 +662,12 @@ fn the_upstream_gets_every_cookie_but_the_filters_as_sent() {
     }
     let f = forward(w.request(&req_owned("GET", "/x", &[("cookie".to_string(), ours.clone()), ("cookie".to_string(), "b=2".into())])));
     assert_eq!(f.cookie, CookieHeader::Replace(b"b=2".to_vec()), "a second Cookie header");
+    // Past the parse's bound of cookies, the filter's own are still found and kept back.
+    let theirs = (0..300).map(|i| format!("c{i}=1")).collect::<Vec<_>>().join("; ");
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "bob", "aud": "app", "exp": T0 + 300}));
+    let bearer = format!("Bearer {token}");
+    let f = forward(w.request(&req("GET", "/x", &[("authorization", &bearer), ("cookie", &format!("{theirs}; oidc_edge_tx.AAAA=secret"))])));
+    assert_eq!(f.cookie, CookieHeader::Replace(theirs.into_bytes()), "the 301st cookie, ours, stays out");
 }
 
 #[test]
@@ -1762,6 +1783,12 @@ fn with_several_issuers_the_issuer_goes_upstream_and_an_unverified_email_never_d
         assert!(f.add_headers.iter().all(|(h, _)| h != "x-auth-request-issuer"));
         assert!(f.add_headers.contains(&("x-auth-request-email".to_string(), "bob@example.com".to_string())), "{verified}");
     }
+    // One issuer reached with other settings on another route is still one issuer.
+    let mut w = World::new(json!({"routes": [{"path_prefix": "/slow/", "idp_timeout": "9s"}]}));
+    assert_eq!(w.engine.settings.providers.len(), 2, "two providers of one issuer");
+    let token = w.idp.sign(&json!({"iss": ISSUER, "sub": "bob", "aud": "app", "exp": T0 + 300}));
+    let f = forward(w.request(&req("GET", "/api", &[("authorization", &format!("Bearer {token}"))])));
+    assert!(f.add_headers.iter().all(|(h, _)| h != "x-auth-request-issuer"), "{:?}", f.add_headers);
 }
 
 #[test]

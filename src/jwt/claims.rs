@@ -225,7 +225,7 @@ pub fn token_hash(token: &str, alg: Alg) -> String {
 
 /// RFC 7519 NumericDate: a JSON number of seconds, possibly with a fraction (truncated).
 /// Strings, negatives, NaN-like and absurdly large values are refused, not coerced.
-fn numeric_date(raw: &Map<String, Value>, name: &str) -> Result<Option<UnixTime>, Reason> {
+pub fn numeric_date(raw: &Map<String, Value>, name: &str) -> Result<Option<UnixTime>, Reason> {
     match raw.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {

@@ -134,19 +134,13 @@ pub fn parse(token: &str, max_len: usize) -> Result<UnverifiedJwt<'_>, Reason> {
     let header = parse_header(&header_bytes)?;
 
     let payload_bytes = b64::url_decode(p64).ok_or(Reason::TokenBadBase64)?;
-    let claims = match serde_json::from_slice::<Value>(&payload_bytes) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(Reason::TokenBadJson),
-    };
+    let claims = json_object(&payload_bytes).ok_or(Reason::TokenBadJson)?;
     let signature = b64::url_decode(s64).ok_or(Reason::TokenBadBase64)?;
     Ok(UnverifiedJwt { header, claims, signing_input, signature, signature_b64: s64 })
 }
 
 fn parse_header(bytes: &[u8]) -> Result<Header, Reason> {
-    let map = match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(Reason::TokenBadJson),
-    };
+    let map = json_object(bytes).ok_or(Reason::TokenBadJson)?;
     let alg = match map.get("alg") {
         Some(Value::String(name)) if name.eq_ignore_ascii_case("none") => return Err(Reason::AlgNone),
         Some(Value::String(name)) => Alg::from_name(name).ok_or(Reason::AlgNotAllowed)?,
@@ -170,6 +164,75 @@ fn parse_header(bytes: &[u8]) -> Result<Header, Reason> {
         _ => None,
     };
     Ok(Header { alg, kid, typ })
+}
+
+/// A JSON object whose objects, at every depth, name each member once. RFC 7515 4 lets
+/// a parser keep the last of duplicate names, but the application behind the filter gets
+/// the same token and may keep the first: `{"sub":"alice","sub":"admin"}` would be two
+/// users. Such a token is refused (I-JSON, RFC 7493 2.3).
+fn json_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<UniqueNames>(bytes) {
+        Ok(UniqueNames(Value::Object(map))) => Some(map),
+        _ => None,
+    }
+}
+
+/// A JSON value read with `UniqueNamesVisitor` (serde_json's own depth limit applies).
+struct UniqueNames(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueNamesVisitor).map(UniqueNames)
+    }
+}
+
+struct UniqueNamesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueNamesVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueNames(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(name) = access.next_key::<String>()? {
+            let UniqueNames(value) = access.next_value()?;
+            if map.contains_key(&name) {
+                return Err(serde::de::Error::custom("a member name appears twice"));
+            }
+            map.insert(name, value);
+        }
+        Ok(Value::Object(map))
+    }
 }
 
 /// A token whose signature and claims passed.
@@ -246,6 +309,13 @@ mod tests {
             (token(r#"{"alg":"RS256""#, p), Err(Reason::TokenBadJson)),
             (token(r#"{"alg":"RS256"}"#, "[1]"), Err(Reason::TokenBadJson)),
             (token(r#"{"alg":"RS256"}"#, "not json"), Err(Reason::TokenBadJson)),
+            // A member named twice: the application behind may read the other one.
+            (token(r#"{"alg":"RS256"}"#, r#"{"sub":"alice","sub":"admin"}"#), Err(Reason::TokenBadJson)),
+            (token(r#"{"alg":"RS256"}"#, r#"{"sub":"a","x":{"role":"u","role":"admin"}}"#), Err(Reason::TokenBadJson)),
+            (token(r#"{"alg":"RS256"}"#, r#"{"sub":"a","x":[{"k":1,"k":2}]}"#), Err(Reason::TokenBadJson)),
+            (token(r#"{"alg":"RS256","kid":"a","kid":"b"}"#, p), Err(Reason::TokenBadJson)),
+            (token(r#"{"alg":"RS256","alg":"none"}"#, p), Err(Reason::TokenBadJson)),
+            (token(r#"{"alg":"RS256"}"#, r#"{"sub":"a","n":[1,-2,3.5,18446744073709551615,null,true,"s",{"k":1}],"o":{"k":1}}"#), Ok(())),
         ];
         for (tok, want) in cases {
             let got = parse(&tok, 8192).map(|_| ());

@@ -95,8 +95,11 @@ impl Shared {
                 Next::Stop
             }
             Decision::Call(call, pending) => {
-                let cluster = self.engine.settings.providers.first().map(|p| p.idp_cluster.clone()).unwrap_or_default();
-                let cluster = pending_cluster(&self.engine, &pending).unwrap_or(cluster);
+                let Some(cluster) = self.engine.cluster_for(&pending).map(str::to_string) else {
+                    log::error!("oidc-edge: a call of no configured profile; answered as a failed call");
+                    let decision = self.run(|engine, cx| engine.on_call_response(pending, None, cx));
+                    return self.apply(context_id, decision);
+                };
                 if let (Some(queue), Ok(mut outbox)) = (self.wake_queue.get(), self.outbox.try_borrow_mut()) {
                     if host::wake(queue) {
                         outbox.push(Outgoing { context_id, cluster, call, pending });
@@ -170,16 +173,4 @@ impl Shared {
             }
         }
     }
-}
-
-/// Token calls go through the cluster of the provider that owns the profile.
-fn pending_cluster(engine: &Engine, pending: &Pending) -> Option<String> {
-    let profile = match pending {
-        Pending::CodeExchange(ex) => ex.profile,
-        Pending::Userinfo(f) | Pending::LoginKeys(f) => f.exchange.profile,
-        Pending::Refresh(r) | Pending::RefreshKeys(r) | Pending::SharedRefresh(r) => r.profile,
-        Pending::Bearer(b) => b.profile,
-    };
-    let provider = engine.settings.profiles.get(profile)?.provider;
-    engine.settings.providers.get(provider).map(|p| p.idp_cluster.clone())
 }

@@ -25,13 +25,11 @@ pub struct HostEntropy;
 impl Entropy for HostEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
         if getrandom::getrandom(buf).is_err() {
-            // Never happens under Envoy; if it did, refuse to hand out predictable bytes
-            // silently: log loudly and mix what little we have.
-            log::error!("oidc-edge: the host's random source failed");
-            let seed = now().to_le_bytes();
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = seed.get(i % 8).copied().unwrap_or(0) ^ (i as u8);
-            }
+            // Never happens under Envoy. If it did, every state, nonce, PKCE verifier and
+            // sealing nonce would be guessable: stop this VM rather than go on. Envoy then
+            // fails its requests, and the guard after the filter refuses them.
+            log::error!("oidc-edge: the host's random source failed; stopping this VM");
+            std::process::abort();
         }
     }
 }

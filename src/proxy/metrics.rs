@@ -12,7 +12,7 @@ use crate::flow::Event;
 pub struct Metrics {
     ids: HashMap<String, u32>,
     /// Counts of `Event::PER_REQUEST` not yet handed to Envoy, in its order. A host call per
-    /// request costs about 4,000 instructions (a name lookup and a crossing into Envoy);
+    /// request cost about 2,000 instructions (a name lookup and a crossing into Envoy);
     /// the root context hands these over on its tick instead, so they reach Envoy at most
     /// one tick late, well inside Envoy's own 5 s stats flush to sinks.
     unflushed: [u64; Event::PER_REQUEST.len()],

@@ -32,13 +32,6 @@ pub struct Session {
     pub expires: UnixTime,
 }
 
-impl Session {
-    /// A session is usable while both the session and its token are unexpired.
-    pub fn is_live(&self, now: UnixTime) -> bool {
-        now < self.expires && now < self.token_exp
-    }
-}
-
 /// A login in flight: what the callback needs to finish it (RFC 9700 2.1: state, nonce, PKCE).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
