@@ -878,18 +878,15 @@ fn check_decision(world: &World, req: &RequestView, decision: &Decision, events:
             // The filter's cookies (sessions, logins) never reach the upstream; the client's
             // others do, byte for byte and in order: every `;`-separated segment of its
             // `Cookie` headers whose name is not the filter's, trimmed of spaces.
-            let sends_ours = req.cookies().iter().any(|(n, _)| is_filter_cookie(n, &bases));
-            let theirs: Vec<&[u8]> = req
-                .header_values("cookie")
-                .into_iter()
-                .flat_map(|h| h.split(|b| *b == b';'))
-                .map(|seg| seg.trim_ascii())
-                .filter(|seg| !seg.is_empty())
-                .filter(|seg| {
-                    let name = seg.splitn(2, |b| *b == b'=').next().unwrap_or(seg).trim_ascii();
-                    !is_filter_cookie(&String::from_utf8_lossy(name), &bases)
-                })
-                .collect();
+            // Every segment, not only the parse's first 256 cookies.
+            let segments: Vec<&[u8]> =
+                req.header_values("cookie").into_iter().flat_map(|h| h.split(|b| *b == b';')).map(|seg| seg.trim_ascii()).collect();
+            let ours = |seg: &&[u8]| {
+                let name = seg.splitn(2, |b| *b == b'=').next().unwrap_or(seg).trim_ascii();
+                is_filter_cookie(&String::from_utf8_lossy(name), &bases)
+            };
+            let sends_ours = segments.iter().any(|seg| ours(seg));
+            let theirs: Vec<&[u8]> = segments.iter().filter(|seg| !seg.is_empty() && !ours(seg)).copied().collect();
             match &f.cookie {
                 CookieHeader::Keep => assert!(!sends_ours, "the filter's cookies go upstream"),
                 CookieHeader::Remove => assert!(sends_ours && theirs.is_empty(), "the client's own cookies are dropped"),

@@ -528,16 +528,21 @@ impl Engine {
             return CookieHeader::Remove;
         }
         let mut kept: Vec<&[u8]> = Vec::new();
+        let mut dropped = false;
         for header in req.header_values("cookie") {
             for segment in header.split(|b| *b == b';') {
                 let text = segment.trim_ascii();
                 let name = text.splitn(2, |b| *b == b'=').next().unwrap_or(text).trim_ascii();
-                if !text.is_empty() && !self.is_own_cookie(&String::from_utf8_lossy(name)) {
+                if self.is_own_cookie(&String::from_utf8_lossy(name)) {
+                    dropped = true;
+                } else if !text.is_empty() {
                     kept.push(text);
                 }
             }
         }
-        if kept.is_empty() {
+        if !dropped {
+            CookieHeader::Keep
+        } else if kept.is_empty() {
             CookieHeader::Remove
         } else {
             CookieHeader::Replace(kept.join(&b"; "[..]))
