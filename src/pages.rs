@@ -46,6 +46,16 @@ code{{background:#eee;padding:0 .3em}}</style></head><body>\
     LocalResponse { status, headers: page_headers("text/html; charset=utf-8"), body }
 }
 
+/// A redirect the filter answers itself: never cached, and no `Referer` (our URL, its
+/// query) for the next site.
+pub fn redirect(location: String) -> LocalResponse {
+    LocalResponse {
+        status: 302,
+        headers: vec![("location".into(), location), ("cache-control".into(), "no-store".into()), ("referrer-policy".into(), "no-referrer".into())],
+        body: String::new(),
+    }
+}
+
 /// 405 for the filter's own addresses (callback, login initiation), which are links.
 pub fn method_not_allowed(allow: &str) -> LocalResponse {
     let mut page = error_page(

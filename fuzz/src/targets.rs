@@ -885,7 +885,7 @@ fn check_decision(world: &World, req: &RequestView, decision: &Decision, events:
                 let name = seg.splitn(2, |b| *b == b'=').next().unwrap_or(seg).trim_ascii();
                 is_filter_cookie(&String::from_utf8_lossy(name), &bases)
             };
-            let sends_ours = segments.iter().any(|seg| ours(seg));
+            let sends_ours = segments.iter().any(&ours);
             let theirs: Vec<&[u8]> = segments.iter().filter(|seg| !seg.is_empty() && !ours(seg)).copied().collect();
             match &f.cookie {
                 CookieHeader::Keep => assert!(!sends_ours, "the filter's cookies go upstream"),

@@ -25,6 +25,10 @@ use crate::session::cookies::SameSite;
 pub use fields::parse_duration;
 pub use reference::{closest_name, FieldDoc, FIELDS};
 
+/// Headers the filter sets itself: a client's copies never reach the upstream, and no
+/// claim header may take their name.
+pub const IDENTITY_HEADERS: [&str; 5] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-issuer", "x-auth-request-access-token"];
+
 /// A configuration the filter refuses to start with. The message names the field and
 /// says what is expected, because the operator reads it in Envoy's log.
 #[derive(Debug, Clone, PartialEq, Eq)]

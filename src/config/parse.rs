@@ -564,8 +564,8 @@ fn claim_path(f: &Fields<'_>, field: &str, path: &str) -> Result<Vec<String>, Co
     Ok(parts)
 }
 
-/// Headers the filter owns: a claim header may not replace them.
-const RESERVED_HEADERS: [&str; 7] = ["authorization", "cookie", "host", "x-auth-request-user", "x-auth-request-email", "x-auth-request-issuer", "x-auth-request-access-token"];
+/// Headers the filter owns besides the identity headers: a claim header may not replace them.
+const RESERVED_HEADERS: [&str; 2] = ["cookie", "host"];
 
 /// Headers that steer the connection, the message framing, Envoy or the proxies behind it:
 /// a claim there would let an IdP-side value (a group name) change how the request is
@@ -629,7 +629,7 @@ impl Fields<'_> {
             if !is_header_name(header) || lower.starts_with(':') {
                 return Err(self.err(name, format!("`{header}` is not a valid header name")));
             }
-            if RESERVED_HEADERS.contains(&lower.as_str()) {
+            if RESERVED_HEADERS.contains(&lower.as_str()) || super::IDENTITY_HEADERS.contains(&lower.as_str()) {
                 return Err(self.err(name, format!("`{header}` is set by the filter itself and cannot come from a claim")));
             }
             if is_transport_header(&lower) {

@@ -4,12 +4,11 @@ use std::rc::Rc;
 
 use super::cache::Verdict;
 use super::identity::Identity;
-use super::{Authorization, Context, Credential, Decision, Event, Pending, Rp, Wait};
+use super::{Authorization, Context, Credential, Decision, Event, Pending, Rp};
 use crate::b64;
 use crate::error::Reason;
 use crate::http::Query;
 use crate::jwt::{self, ClaimRules, TokenUse};
-use crate::lifecycle::Refresher;
 use crate::request::RequestView;
 use crate::time::after;
 
@@ -59,19 +58,6 @@ pub fn websocket_tokens(req: &RequestView, allow_query: bool) -> Result<Vec<(Str
         }
     }
     Ok(out)
-}
-
-/// Asks for a JWKS refetch of `provider` (coalesced proxy-wide, limited by the cooldown).
-pub fn request_refetch(rp: &Rp<'_>, provider: usize, cx: &mut Context<'_>) -> bool {
-    let (Some(cfg), Some(keys)) = (rp.engine.settings.providers.get(provider), rp.engine.provider_keys.get(provider)) else {
-        return false;
-    };
-    let refresher = Refresher { provider: cfg, keys, me: "" };
-    let granted = refresher.request_kid_refetch(cx.store, cx.now);
-    if granted {
-        cx.events.push(Event::KidRefetchRequested);
-    }
-    granted
 }
 
 /// Validates a bearer token for this profile: issued by its IdP (for `audiences`) or by
@@ -137,12 +123,10 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
             Outcome::Decided(forward(rp, req, token, source, &identity, cx))
         }
         Err(reason) if may_wait && view.keys.refetch_may_help(reason) => {
-            if request_refetch(rp, provider_index, cx) {
-                let deadline = provider.wait_deadline(now);
-                let parked = Parked { profile: rp.index, request: req.clone() };
-                Outcome::Decided(Decision::Wait(Wait { provider: provider_index, generation, deadline, poll: false, pending: Pending::Bearer(Box::new(parked)) }))
-            } else {
-                reject(reason, cx)
+            let parked = Parked { profile: rp.index, request: req.clone() };
+            match rp.wait_for_new_keys(provider_index, generation, parked, Pending::Bearer, cx) {
+                Ok(wait) => Outcome::Decided(wait),
+                Err(_) => reject(reason, cx),
             }
         }
         Err(reason) => reject(reason, cx),

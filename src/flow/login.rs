@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Context, Decision, Event, Pending, Rp, Wait, RETRY_AFTER_SECS};
+use super::{Context, Decision, Event, Pending, Rp, RETRY_AFTER_SECS};
 use crate::error::Reason;
 use crate::http::{form_encode, CallResponse, Endpoint, LocalResponse, Query};
 use crate::jwt::{self, ClaimRules, TokenUse};
@@ -194,11 +194,9 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
     let Some(sealed) = rp.seal_json(&rp.tx_label(&tx_name), &tx, cx) else {
         return Decision::Respond(pages::login_failed(500, Reason::Internal, "The sign-in could not be prepared.", "/"));
     };
-    let mut headers = vec![
-        ("location".to_string(), location),
-        ("cache-control".to_string(), "no-store".to_string()),
-        ("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))),
-    ];
+    let mut to_idp = pages::redirect(location);
+    let headers = &mut to_idp.headers;
+    headers.push(("set-cookie".to_string(), cookies::set_cookie(&tx_name, &sealed, &names.tx_attrs(), Some(rp.profile.login_timeout))));
     for n in logins_to_clear(rp, cookies, &names.tx_prefix) {
         headers.push(("set-cookie".into(), cookies::clear_cookie(n, &names.attrs)));
     }
@@ -207,7 +205,7 @@ fn begin(rp: &Rp<'_>, req: &RequestView, return_to: &str, login_hint: Option<&st
         headers.extend(cookies::clear_session_cookie(&n, &names.attrs).into_iter().map(|c| ("set-cookie".to_string(), c)));
     }
     cx.events.push(Event::LoginStarted);
-    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+    Decision::Respond(to_idp)
 }
 
 /// The login cookies that make room for a new one: beyond `MAX_PENDING_LOGINS - 1`, those
@@ -293,11 +291,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
         // is no failure to show; the state is not redeemed and no code is exchanged.
         if super::session::open_even_expired(rp, req).is_some() {
             log::info!("oidc-edge: a login response without its login cookie from a signed-in browser (back or reload): sent to /");
-            return Decision::Respond(LocalResponse {
-                status: 302,
-                headers: vec![("location".into(), "/".into()), ("cache-control".into(), "no-store".into())],
-                body: String::new(),
-            });
+            return Decision::Respond(pages::redirect("/".into()));
         }
         return fail(cx, rp, 400, Reason::StateUnknown, "no transaction cookie for this state", None);
     };
@@ -315,38 +309,11 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     if params.repeated {
         return fail(cx, rp, 400, Reason::ResponseParamRepeated, "code, state, iss or error appears more than once", clear());
     }
-    match params.iss.as_deref() {
-        Some(iss) if iss != rp.provider.issuer => return fail(cx, rp, 400, Reason::IssParamMismatch, "iss parameter is another issuer", clear()),
-        None if metadata.iss_parameter_supported => {
-            return fail(cx, rp, 400, Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none", clear())
-        }
-        None if rp.engine.callback_shared_across_issuers(&req.authority, rp.index) => {
-            return fail(
-                cx,
-                rp,
-                400,
-                Reason::IssParamMissing,
-                "the callback path is shared with a route of another issuer, so the response must name its issuer (RFC 9207; RFC 9700 4.4 IdP mix-up): give this route its own redirect_path",
-                clear(),
-            );
-        }
-        _ => {}
+    if let Err((reason, why)) = check_iss(rp, req, params.iss.as_deref(), metadata.iss_parameter_supported) {
+        return fail(cx, rp, 400, reason, why, clear());
     }
     if let Some(error) = params.error.as_deref() {
-        log::warn!(
-            "oidc-edge: the identity provider returned error `{error}`{}",
-            params.error_description.as_deref().map(|d| format!(": {}", d.escape_debug())).unwrap_or_default()
-        );
-        cx.events.push(Event::LoginFailed(Reason::IdpError));
-        let what = match error {
-            "access_denied" => "The identity provider did not grant access (access_denied).".to_string(),
-            "login_required" | "interaction_required" | "consent_required" => {
-                format!("The identity provider needs you to sign in again ({error}).")
-            }
-            other => format!("The identity provider refused the sign-in ({other})."),
-        };
-        let status = if error == "access_denied" { 403 } else { 400 };
-        let mut page = pages::login_failed(status, Reason::IdpError, &what, &sign_in_href(rp, &tx.return_to));
+        let mut page = idp_error_page(error, params.error_description.as_deref(), &sign_in_href(rp, &tx.return_to), cx);
         page.headers.push(("set-cookie".into(), cookies::clear_cookie(&tx_name, &names.attrs)));
         return Decision::Respond(page);
     }
@@ -371,6 +338,35 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     Decision::Call(call, Pending::CodeExchange(Box::new(exchange)))
 }
 
+/// RFC 9207: the response's `iss` is this route's issuer; its absence is accepted only
+/// from an IdP that does not advertise the parameter and whose callback path no other
+/// issuer's route shares (RFC 9700 4.4, IdP mix-up).
+fn check_iss(rp: &Rp<'_>, req: &RequestView, iss: Option<&str>, advertised: bool) -> Result<(), (Reason, &'static str)> {
+    match iss {
+        Some(iss) if iss != rp.provider.issuer => Err((Reason::IssParamMismatch, "iss parameter is another issuer")),
+        None if advertised => Err((Reason::IssParamMissing, "the IdP advertises the iss parameter but sent none")),
+        None if rp.engine.callback_shared_across_issuers(&req.authority, rp.index) => Err((
+            Reason::IssParamMissing,
+            "the callback path is shared with a route of another issuer, so the response must name its issuer (RFC 9207; RFC 9700 4.4 IdP mix-up): give this route its own redirect_path",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The IdP answered with `error`: a page in the user's terms (its description goes to the
+/// log only: it is the IdP's text, or an attacker's), with `again` to start over.
+fn idp_error_page(error: &str, description: Option<&str>, again: &str, cx: &mut Context<'_>) -> LocalResponse {
+    log::warn!("oidc-edge: the identity provider returned error `{error}`{}", description.map(|d| format!(": {}", d.escape_debug())).unwrap_or_default());
+    cx.events.push(Event::LoginFailed(Reason::IdpError));
+    let what = match error {
+        "access_denied" => "The identity provider did not grant access (access_denied).".to_string(),
+        "login_required" | "interaction_required" | "consent_required" => format!("The identity provider needs you to sign in again ({error})."),
+        other => format!("The identity provider refused the sign-in ({other})."),
+    };
+    let status = if error == "access_denied" { 403 } else { 400 };
+    pages::login_failed(status, Reason::IdpError, &what, again)
+}
+
 /// This browser's own login (its cookie opened and holds the state), answered a second
 /// time: a reload while the first answer was on its way (a slow token endpoint), or that
 /// answer lost. The code is never exchanged twice (RFC 9700 4.5); the browser is sent on
@@ -383,11 +379,9 @@ fn answered_twice(rp: &Rp<'_>, req: &RequestView, tx: &Transaction, tx_name: &st
     let clear = ("set-cookie".to_string(), cookies::clear_cookie(tx_name, &names.attrs));
     if super::session::open_even_expired(rp, req).is_some() {
         let return_to = safe_return_path(&tx.return_to, &rp.profile.redirect_path);
-        return Decision::Respond(LocalResponse {
-            status: 302,
-            headers: vec![("location".into(), return_to), ("cache-control".into(), "no-store".into()), clear],
-            body: String::new(),
-        });
+        let mut to_page = pages::redirect(return_to);
+        to_page.headers.push(clear);
+        return Decision::Respond(to_page);
     }
     match begin(rp, req, &tx.return_to, None, false, cx) {
         Decision::Respond(mut again) => {
@@ -447,12 +441,10 @@ pub fn validate_and_finish(rp: &Rp<'_>, fin: Finishing, cx: &mut Context<'_>, ma
             if let Some(call) = userinfo_call(rp, view, &fin) {
                 return Decision::Call(call, Pending::Userinfo(Box::new(fin)));
             }
-            let generation = view.generation;
-            if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
-                let deadline = rp.provider.wait_deadline(cx.now);
-                return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::LoginKeys(Box::new(fin)) });
-            }
-            return fail_exchange(cx, rp, &fin.exchange, 400, reason, "no key verifies the ID token and the refetch cooldown is running");
+            return match rp.wait_for_new_keys(rp.profile.provider, view.generation, fin, Pending::LoginKeys, cx) {
+                Ok(wait) => wait,
+                Err(fin) => fail_exchange(cx, rp, &fin.exchange, 400, reason, "no key verifies the ID token and the refetch cooldown is running"),
+            };
         }
         Err(reason) => return fail_exchange(cx, rp, &fin.exchange, 400, reason, reason.describe()),
     };
@@ -551,13 +543,9 @@ fn make_session(rp: &Rp<'_>, fin: Finishing, claims: jwt::Claims, cx: &mut Conte
         page.headers.extend(cookie_headers);
         return Decision::Respond(page);
     }
-    let mut headers = vec![
-        ("location".to_string(), location),
-        ("cache-control".to_string(), "no-store".to_string()),
-        ("referrer-policy".to_string(), "no-referrer".to_string()),
-    ];
-    headers.extend(cookie_headers);
-    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+    let mut landed = pages::redirect(location);
+    landed.headers.extend(cookie_headers);
+    Decision::Respond(landed)
 }
 
 pub fn capitalise(s: &str) -> String {

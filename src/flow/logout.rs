@@ -1,7 +1,7 @@
 //! RP-initiated logout: clear every cookie of the filter, then the IdP's end-session endpoint.
 
 use super::{Context, Decision, Event, Rp};
-use crate::http::{form_encode, LocalResponse};
+use crate::http::form_encode;
 use crate::pages;
 use crate::request::RequestView;
 use crate::session::cookies;
@@ -52,8 +52,6 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
     }
     let session = super::session::open_even_expired(rp, req);
     let mut headers = vec![
-        ("cache-control".to_string(), "no-store".to_string()),
-        ("referrer-policy".to_string(), "no-referrer".to_string()),
         // The pages seen while signed in stay in the browser's caches (the back/forward
         // cache included), where Back would show them to the next person at this computer
         // (OWASP ASVS 8.2.1). Browsers honour this over https and on localhost only.
@@ -81,7 +79,8 @@ pub fn handle(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decision 
         }
         None => post_logout,
     };
-    headers.push(("location".into(), location));
+    let mut out = pages::redirect(location);
+    out.headers.extend(headers);
     cx.events.push(Event::Logout);
-    Decision::Respond(LocalResponse { status: 302, headers, body: String::new() })
+    Decision::Respond(out)
 }

@@ -15,7 +15,7 @@ pub mod session;
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use crate::config::{Ambiguity, Profile, ProviderConfig, Settings};
+use crate::config::{Ambiguity, Profile, ProviderConfig, Settings, IDENTITY_HEADERS};
 use crate::entropy::Entropy;
 use crate::error::Reason;
 use crate::http::{HttpCall, LocalResponse};
@@ -228,9 +228,6 @@ pub struct Engine {
     /// goes upstream too (providers of one issuer with other settings count once).
     several_issuers: bool,
 }
-
-/// Headers the filter sets itself: a client's copies never reach the upstream.
-const IDENTITY_HEADERS: [&str; 5] = ["authorization", "x-auth-request-user", "x-auth-request-email", "x-auth-request-issuer", "x-auth-request-access-token"];
 
 impl Engine {
     /// `seed`: 16 random bytes keying the verdict caches (the shell passes the host's CSPRNG).
@@ -602,6 +599,23 @@ impl Names {
 }
 
 impl Rp<'_> {
+    /// For a token no key of `provider` verifies, though new keys might: asks for a JWKS
+    /// refetch (coalesced proxy-wide, one per cooldown) and parks `item` until the keys of
+    /// `generation` change or the wait ends. `item` comes back when there is no refetch to
+    /// wait for (the cooldown runs, or the keys are static).
+    fn wait_for_new_keys<T>(&self, provider: usize, generation: u64, item: T, pending: fn(Box<T>) -> Pending, cx: &mut Context<'_>) -> Result<Decision, T> {
+        let (Some(cfg), Some(keys)) = (self.engine.settings.providers.get(provider), self.engine.provider_keys.get(provider)) else {
+            return Err(item);
+        };
+        // A request only asks; the VM that wins the lease fetches (so no VM name here).
+        let refresher = crate::lifecycle::Refresher { provider: cfg, keys, me: "" };
+        if !refresher.request_kid_refetch(cx.store, cx.now) {
+            return Err(item);
+        }
+        cx.events.push(Event::KidRefetchRequested);
+        Ok(Decision::Wait(Wait { provider, generation, deadline: cfg.wait_deadline(cx.now), poll: false, pending: pending(Box::new(item)) }))
+    }
+
     fn view<'c>(&self, cx: &'c Context<'_>) -> Option<&'c View> {
         cx.view(self.profile.provider)
     }

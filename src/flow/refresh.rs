@@ -300,13 +300,11 @@ pub fn validate_refresh(rp: &Rp<'_>, mut r: Refreshing, cx: &mut Context<'_>, ma
             }
             Ok(_) => return refresh_failed(rp, r, Reason::ClaimInvalid, "the refreshed ID token names another subject", cx),
             Err(reason) if may_wait && view.keys.refetch_may_help(reason) => {
-                let generation = view.generation;
-                if super::bearer::request_refetch(rp, rp.profile.provider, cx) {
-                    let deadline = rp.provider.wait_deadline(cx.now);
-                    r.tokens = Some(tokens);
-                    return Decision::Wait(Wait { provider: rp.profile.provider, generation, deadline, poll: false, pending: Pending::RefreshKeys(Box::new(r)) });
-                }
-                return refresh_failed(rp, r, reason, "no key verifies the ID token and the refetch cooldown is running", cx);
+                r.tokens = Some(tokens);
+                return match rp.wait_for_new_keys(rp.profile.provider, view.generation, r, Pending::RefreshKeys, cx) {
+                    Ok(wait) => wait,
+                    Err(r) => refresh_failed(rp, r, reason, "no key verifies the ID token and the refetch cooldown is running", cx),
+                };
             }
             Err(reason) => return refresh_failed(rp, r, reason, reason.describe(), cx),
         }
