@@ -117,7 +117,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, token: &str, source: Source, cx: &m
             let exp = valid.claims.exp;
             let identity = Rc::new(Identity::from_claims(valid.claims.raw, rp.profile, exp));
             let until = after(exp, 0).min(after(now, rp.profile.token_cache_ttl));
-            let verdict = Verdict { identity: identity.clone(), session: None, until, provider: provider_index, generation };
+            let verdict = Verdict { identity: identity.clone(), session: None, until, verified_by: Some((provider_index, generation)) };
             rp.engine.cache(rp.index, |c| c.insert(key, verdict));
             cx.events.push(Event::TokenAccepted);
             Outcome::Decided(forward(rp, req, token, source, &identity, cx))

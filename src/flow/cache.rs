@@ -43,9 +43,9 @@ pub struct Verdict {
     pub session: Option<Rc<Session>>,
     /// Reuse ends at this time (the token's expiry or the cache TTL, whichever is first).
     pub until: UnixTime,
-    /// The provider whose keys verified it, and their generation then: a rotation re-verifies.
-    pub provider: usize,
-    pub generation: u64,
+    /// The provider whose keys verified it, and their generation then: a rotation
+    /// re-verifies. `None` for a session, sealed by the filter itself.
+    pub verified_by: Option<(usize, u64)>,
 }
 
 /// Insertion-ordered and bounded: the oldest entry goes when full. Lookups never
@@ -65,7 +65,7 @@ impl VerdictCache {
     /// The verdict for `key` if still valid; `generation_of` gives the current key-set
     /// generation of a provider.
     pub fn get(&self, key: &Key, now: UnixTime, generation_of: impl Fn(usize) -> u64) -> Option<&Verdict> {
-        self.map.get(key).filter(|v| now < v.until && (v.provider == usize::MAX || v.generation == generation_of(v.provider)))
+        self.map.get(key).filter(|v| now < v.until && v.verified_by.is_none_or(|(provider, generation)| generation == generation_of(provider)))
     }
 
     pub fn insert(&mut self, key: Key, verdict: Verdict) {
@@ -114,8 +114,7 @@ mod tests {
             identity: Rc::new(Identity { sub: "a".into(), email: None, claims: Map::new(), exp: until }),
             session: None,
             until,
-            provider: 0,
-            generation,
+            verified_by: Some((0, generation)),
         }
     }
 

@@ -82,7 +82,7 @@ pub fn check(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>, may_refresh: 
                 let identity = Rc::new(identity_of(&session, rp));
                 let session = Rc::new(session);
                 let until = session.expires.min(after(now, rp.profile.token_cache_ttl));
-                let verdict = Verdict { identity: identity.clone(), session: Some(session.clone()), until, generation: 0, provider: usize::MAX };
+                let verdict = Verdict { identity: identity.clone(), session: Some(session.clone()), until, verified_by: None };
                 rp.engine.cache(rp.index, |c| c.insert(key, verdict));
                 (session, identity)
             }
