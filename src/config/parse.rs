@@ -174,42 +174,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         return Err(f.err("client_assertion_audience", "is only used with `client_secret_jwt` or `private_key_jwt`"));
     }
 
-    let mut cookie_keys = Vec::new();
-    match (f.has("cookie_secret"), f.has("cookie_secrets")) {
-        (true, true) => return Err(f.err("cookie_secrets", "set either `cookie_secret` or `cookie_secrets`, not both")),
-        (false, false) => return Err(f.err("cookie_secret", "is required: base64 of 32 random bytes (`openssl rand -base64 32`)")),
-        (true, false) => cookie_keys.push(decode_secret(f, "cookie_secret", &f.required_secret("cookie_secret", secrets)?)?),
-        (false, true) => {
-            let list = f.secret_list("cookie_secrets", secrets)?;
-            if list.is_empty() {
-                return Err(f.err("cookie_secrets", "must hold at least one secret; the first seals, all open"));
-            }
-            for s in list {
-                cookie_keys.push(decode_secret(f, "cookie_secrets", &s)?);
-            }
-        }
-    }
-    let cookie_name = f.optional_string("cookie_name")?.unwrap_or_else(|| "oidc_edge".into());
-    if cookie_name.is_empty()
-        || cookie_name.len() > 64
-        || cookie_name.starts_with("__")
-        || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(f.err("cookie_name", "must be 1 to 64 letters, digits, `_` or `-`, not starting with `__` (the `__Host-` prefix is added when it applies)"));
-    }
-    let cookie_domain = f.optional_string("cookie_domain")?;
-    if let Some(d) = &cookie_domain {
-        let bare = d.strip_prefix('.').unwrap_or(d);
-        if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-            return Err(f.err("cookie_domain", "must be a domain such as `example.com`"));
-        }
-    }
-    let same_site = match f.optional_string("cookie_same_site")?.map(|s| s.to_ascii_lowercase()).as_deref() {
-        None | Some("lax") => SameSite::Lax,
-        Some("strict") => SameSite::Strict,
-        Some("none") => SameSite::None,
-        Some(other) => return Err(f.err("cookie_same_site", format!("`{other}` is not one of `lax`, `strict`, `none`"))),
-    };
+    let cookie = cookie_settings(f, secrets)?;
 
     let redirect_path = f.optional_string("redirect_path")?.unwrap_or_else(|| "/oauth2/callback".into());
     if !is_plain_path(&redirect_path) || redirect_path == "/" {
@@ -281,43 +246,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
     }
     let token_cache_ttl = f.optional_duration("token_cache_ttl", 1, HOUR)?.unwrap_or(5 * MINUTE);
 
-    let mut bearer = Vec::new();
-    if let Some(list) = f.get("bearer_validators") {
-        let Value::Array(items) = list else {
-            return Err(f.err("bearer_validators", "must be a list of objects"));
-        };
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("bearer_validators[{i}]");
-            let Value::Object(map) = item else {
-                return Err(f.err(&field, "must be an object with `issuer`, `audiences` and a key source"));
-            };
-            for key in map.keys() {
-                if !VALIDATOR_KEYS.contains(&key.as_str()) {
-                    return Err(f.err(&format!("{field}.{key}"), format!("unknown field; a bearer validator takes {}", VALIDATOR_KEYS.join(", "))));
-                }
-            }
-            let vf = Fields::new(map, &format!("{}{field}.", f.prefix));
-            let v_issuer = vf.required_string("issuer")?;
-            let audiences = vf.optional_string_list("audiences")?.unwrap_or_default();
-            if audiences.is_empty() {
-                return Err(vf.err("audiences", "must list the accepted `aud` values of this issuer's access tokens"));
-            }
-            let cluster = vf.optional_string("idp_cluster")?.unwrap_or_else(|| idp_cluster.clone());
-            let mut p = parse_provider(&vf, &v_issuer, &cluster, true)?;
-            // Refresh policy follows the profile's.
-            let main = providers.get(provider).cloned();
-            if let Some(m) = main {
-                p.timeout_ms = m.timeout_ms;
-                p.jwks_refresh_interval = m.jwks_refresh_interval;
-                p.discovery_refresh_interval = m.discovery_refresh_interval;
-                p.rotation = m.rotation;
-                p.kid_refetch_cooldown = m.kid_refetch_cooldown;
-                p.max_key_staleness = m.max_key_staleness;
-                p.namespace = provider_namespace(&p);
-            }
-            bearer.push(BearerValidator { issuer: v_issuer, audiences, provider: intern(providers, p) });
-        }
-    }
+    let bearer = bearer_validators(f, &idp_cluster, provider, providers)?;
 
     let api_paths = f.path_list("api_paths")?;
     let pass_through_paths = f.path_list("pass_through_paths")?;
@@ -361,7 +290,7 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         client_auth,
         client_key,
         assertion_audience_issuer,
-        cookie: CookieSettings { name: cookie_name, domain: cookie_domain, same_site, keys: cookie_keys },
+        cookie,
         redirect_path,
         redirect_uri,
         scope,
@@ -387,6 +316,90 @@ fn parse_profile(f: &Fields<'_>, name: &str, secrets: &dyn SecretSource, provide
         login_path,
         post_logout_redirect_uri,
     })
+}
+
+/// The session cookie: its sealing keys (the first seals, all open), name, domain and SameSite.
+fn cookie_settings(f: &Fields<'_>, secrets: &dyn SecretSource) -> Result<CookieSettings, ConfigError> {
+    let mut cookie_keys = Vec::new();
+    match (f.has("cookie_secret"), f.has("cookie_secrets")) {
+        (true, true) => return Err(f.err("cookie_secrets", "set either `cookie_secret` or `cookie_secrets`, not both")),
+        (false, false) => return Err(f.err("cookie_secret", "is required: base64 of 32 random bytes (`openssl rand -base64 32`)")),
+        (true, false) => cookie_keys.push(decode_secret(f, "cookie_secret", &f.required_secret("cookie_secret", secrets)?)?),
+        (false, true) => {
+            let list = f.secret_list("cookie_secrets", secrets)?;
+            if list.is_empty() {
+                return Err(f.err("cookie_secrets", "must hold at least one secret; the first seals, all open"));
+            }
+            for s in list {
+                cookie_keys.push(decode_secret(f, "cookie_secrets", &s)?);
+            }
+        }
+    }
+    let cookie_name = f.optional_string("cookie_name")?.unwrap_or_else(|| "oidc_edge".into());
+    if cookie_name.is_empty()
+        || cookie_name.len() > 64
+        || cookie_name.starts_with("__")
+        || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(f.err("cookie_name", "must be 1 to 64 letters, digits, `_` or `-`, not starting with `__` (the `__Host-` prefix is added when it applies)"));
+    }
+    let cookie_domain = f.optional_string("cookie_domain")?;
+    if let Some(d) = &cookie_domain {
+        let bare = d.strip_prefix('.').unwrap_or(d);
+        if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            return Err(f.err("cookie_domain", "must be a domain such as `example.com`"));
+        }
+    }
+    let same_site = match f.optional_string("cookie_same_site")?.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("lax") => SameSite::Lax,
+        Some("strict") => SameSite::Strict,
+        Some("none") => SameSite::None,
+        Some(other) => return Err(f.err("cookie_same_site", format!("`{other}` is not one of `lax`, `strict`, `none`"))),
+    };
+    Ok(CookieSettings { name: cookie_name, domain: cookie_domain, same_site, keys: cookie_keys })
+}
+
+/// `bearer_validators`: other (issuer, audiences, key source) sets accepted for access
+/// tokens, each a keys-only provider refreshed like the profile's own (`provider`).
+fn bearer_validators(f: &Fields<'_>, idp_cluster: &str, provider: usize, providers: &mut Vec<ProviderConfig>) -> Result<Vec<BearerValidator>, ConfigError> {
+    let mut bearer = Vec::new();
+    if let Some(list) = f.get("bearer_validators") {
+        let Value::Array(items) = list else {
+            return Err(f.err("bearer_validators", "must be a list of objects"));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("bearer_validators[{i}]");
+            let Value::Object(map) = item else {
+                return Err(f.err(&field, "must be an object with `issuer`, `audiences` and a key source"));
+            };
+            for key in map.keys() {
+                if !VALIDATOR_KEYS.contains(&key.as_str()) {
+                    return Err(f.err(&format!("{field}.{key}"), format!("unknown field; a bearer validator takes {}", VALIDATOR_KEYS.join(", "))));
+                }
+            }
+            let vf = Fields::new(map, &format!("{}{field}.", f.prefix));
+            let v_issuer = vf.required_string("issuer")?;
+            let audiences = vf.optional_string_list("audiences")?.unwrap_or_default();
+            if audiences.is_empty() {
+                return Err(vf.err("audiences", "must list the accepted `aud` values of this issuer's access tokens"));
+            }
+            let cluster = vf.optional_string("idp_cluster")?.unwrap_or_else(|| idp_cluster.to_string());
+            let mut p = parse_provider(&vf, &v_issuer, &cluster, true)?;
+            // Refresh policy follows the profile's.
+            let main = providers.get(provider).cloned();
+            if let Some(m) = main {
+                p.timeout_ms = m.timeout_ms;
+                p.jwks_refresh_interval = m.jwks_refresh_interval;
+                p.discovery_refresh_interval = m.discovery_refresh_interval;
+                p.rotation = m.rotation;
+                p.kid_refetch_cooldown = m.kid_refetch_cooldown;
+                p.max_key_staleness = m.max_key_staleness;
+                p.namespace = provider_namespace(&p);
+            }
+            bearer.push(BearerValidator { issuer: v_issuer, audiences, provider: intern(providers, p) });
+        }
+    }
+    Ok(bearer)
 }
 
 /// The client secret, or with `private_key_jwt` the private key: each method takes exactly
