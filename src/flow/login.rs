@@ -323,7 +323,7 @@ pub fn callback(rp: &Rp<'_>, req: &RequestView, cx: &mut Context<'_>) -> Decisio
     let keep_until = after(after(tx.created, rp.profile.login_timeout), rp.profile.clock_skew);
     let used_key = format!("oidc-edge/{}/used-states", rp.provider.namespace);
     if !callback::redeem(cx.store, &used_key, state, cx.now, keep_until) {
-        return answered_twice(rp, req, &tx, &tx_name, cx);
+        return answered_twice(rp, req, &tx, (&tx_name, &names.attrs), cx);
     }
     let client = rp.token_client(cx);
     let call = token::code_exchange(&client, &metadata.token_endpoint, code, &tx.redirect_uri, &tx.code_verifier);
@@ -372,11 +372,11 @@ fn idp_error_page(error: &str, description: Option<&str>, again: &str, cx: &mut 
 /// answer lost. The code is never exchanged twice (RFC 9700 4.5); the browser is sent on
 /// instead of being shown an error: to its page when it is signed in by now, else into
 /// a new login to that page, which the IdP's session makes quick.
-fn answered_twice(rp: &Rp<'_>, req: &RequestView, tx: &Transaction, tx_name: &str, cx: &mut Context<'_>) -> Decision {
+/// `tx_cookie`: the login cookie's name and attributes, to clear it.
+fn answered_twice(rp: &Rp<'_>, req: &RequestView, tx: &Transaction, tx_cookie: (&str, &Attributes), cx: &mut Context<'_>) -> Decision {
     log::info!("oidc-edge: a login response arrived twice from the browser that started it (a reload while the first was in flight?); its code is not exchanged again");
     cx.events.push(Event::LoginFailed(Reason::StateReplayed));
-    let names = rp.names(req);
-    let clear = ("set-cookie".to_string(), cookies::clear_cookie(tx_name, &names.attrs));
+    let clear = ("set-cookie".to_string(), cookies::clear_cookie(tx_cookie.0, tx_cookie.1));
     if super::session::open_even_expired(rp, req).is_some() {
         let return_to = safe_return_path(&tx.return_to, &rp.profile.redirect_path);
         let mut to_page = pages::redirect(return_to);

@@ -97,7 +97,7 @@ impl Shared {
             Decision::Call(call, pending) => {
                 let Some(cluster) = self.engine.cluster_for(&pending).map(str::to_string) else {
                     log::error!("oidc-edge: a call of no configured profile; answered as a failed call");
-                    let decision = self.run(|engine, cx| engine.on_call_response(pending, None, cx));
+                    let decision = self.never_went_out(pending);
                     return self.apply(context_id, decision);
                 };
                 if let (Some(queue), Ok(mut outbox)) = (self.wake_queue.get(), self.outbox.try_borrow_mut()) {
@@ -110,7 +110,7 @@ impl Shared {
                     Ok(token) => Next::Called(token, pending),
                     Err(status) => {
                         log::warn!("oidc-edge: dispatching to cluster `{cluster}` failed: {status:?}");
-                        let decision = self.run(|engine, cx| engine.on_call_response(pending, None, cx));
+                        let decision = self.never_went_out(pending);
                         self.apply(context_id, decision)
                     }
                 }
@@ -129,6 +129,11 @@ impl Shared {
                 Next::Stop
             }
         }
+    }
+
+    /// The core's decision for a call that could not be dispatched.
+    pub fn never_went_out(&self, pending: Pending) -> Decision {
+        self.run(|engine, cx| engine.on_call_response(pending, None, cx))
     }
 
     /// Runs one core step with the host's time, entropy, store and this VM's views.

@@ -108,7 +108,7 @@ impl Root {
                 }
                 Err(status) => {
                     log::warn!("oidc-edge: dispatching to cluster `{}` failed: {status:?}", out.cluster);
-                    let decision = shared.run(|engine, cx| engine.on_call_response(out.pending, None, cx));
+                    let decision = shared.never_went_out(out.pending);
                     self.decide_for(shared, out.context_id, decision);
                 }
             }

@@ -354,15 +354,8 @@ def test_outages_with_a_warm_cache_keep_everyone_in(make_stack):
     # Every stat the filter defines in this run, under both of Envoy's names.
     assert_passes(s, token)
     api(s, mint_token(fresh(s, exp=int(time.time()) - 3600)))
-    # Successes reach Envoy in batches on the next tick: read both names once they agree.
-    def settled():
-        stats, prom = s.envoy_stats(), s.envoy_prometheus()
-        agree = all(prom.get(p) == stats.get(n) for n, p in STAT_NAMES.items())
-        again = s.envoy_stats()
-        steady = all(again.get(n) == stats.get(n) for n in STAT_NAMES)
-        return (stats, prom) if agree and steady else None
-
-    stats, prom = wait_until(settled, 10, interval=0.6, message="the filter's stats settled")
+    stats = s.settled_filter_stats()
+    prom = s.envoy_prometheus()
     missing = {n: p for n, p in STAT_NAMES.items() if n not in stats or p not in prom}
     assert not missing, (missing, sorted(k for k in stats if "oidc" in k), sorted(k for k in prom if "oidc" in k))
     for name, prom_name in STAT_NAMES.items():

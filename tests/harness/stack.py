@@ -677,6 +677,24 @@ class Stack:
                 out[item["name"]] = item["value"]
         return out
 
+    def settled_filter_stats(self) -> dict[str, Any]:
+        """`envoy_stats()` once the filter's counters have stopped moving: the filter hands
+        its per-request success counters to Envoy in batches on its 0.5 s tick, so a read
+        right after a request may not have them yet. Two reads more than a tick apart
+        that agree on every `wasmcustom.` stat."""
+        def own(stats: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in stats.items() if k.startswith("wasmcustom.")}
+
+        last = [self.envoy_stats()]
+
+        def steady():
+            time.sleep(0.6)
+            now = self.envoy_stats()
+            same, last[0] = own(now) == own(last[0]), now
+            return now if same else None
+
+        return wait_until(steady, 15, interval=0, message="the filter's stats settled")
+
     def envoy_prometheus(self) -> dict[str, float]:
         """Envoy's /stats/prometheus as {name: value}; a sample without
         labels is keyed by its bare name (`oidc_edge_token_accepted`)."""
